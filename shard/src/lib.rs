@@ -1,1 +1,5 @@
-//! placeholder
+//! ringmq's per-core world: sessions, subscription trie, route table, retained store,
+//! timers and the cross-shard message vocabulary. Logic only; the broker drives I/O.
+//!
+//! # Layout
+//! (modules are listed here as they land)
