@@ -3,3 +3,6 @@
 //!
 //! # Layout
 //! (modules are listed here as they land)
+
+pub mod topic_trie;
+pub use topic_trie::TopicTrie;
