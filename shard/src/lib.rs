@@ -6,3 +6,7 @@
 
 pub mod topic_trie;
 pub use topic_trie::TopicTrie;
+pub mod subs;
+pub use subs::{
+    Delivery, SharedGroup, SubOptions, SubscribeOutcome, SubscriptionTable, UnsubscribeOutcome,
+};

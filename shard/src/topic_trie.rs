@@ -319,14 +319,14 @@ impl<'a, V> Iterator for Iter<'a, V> {
     }
 }
 
+/// Test helpers shared by every structure that matches topics.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod oracle {
     use proptest::prelude::*;
-    use std::collections::{BTreeMap, BTreeSet};
 
-    /// The spec's matching rules written the slow, obvious way: the oracle for the trie.
-    pub(crate) fn naive_matches(filter: &str, topic: &str) -> bool {
+    /// The spec's matching rules written the slow, obvious way: the test oracle for every
+    /// structure that matches topics.
+    pub fn naive_matches(filter: &str, topic: &str) -> bool {
         let f: Vec<&str> = filter.split('/').collect();
         let t: Vec<&str> = topic.split('/').collect();
         if topic.starts_with('$') && (f[0] == "+" || f[0] == "#") {
@@ -346,6 +346,34 @@ mod tests {
             i += 1;
         }
     }
+
+    /// Filters over a tiny alphabet, so that random filters and names collide often.
+    pub fn filter_strategy() -> impl Strategy<Value = String> {
+        let level = prop::sample::select(vec!["a", "b", "", "$x", "+"]);
+        (prop::collection::vec(level, 1..5), any::<bool>()).prop_map(|(levels, hash)| {
+            let mut s = levels.join("/");
+            if hash {
+                s.push_str("/#");
+            }
+            if s == "/#" {
+                s = "#".into();
+            }
+            s
+        })
+    }
+
+    pub fn topic_strategy() -> impl Strategy<Value = String> {
+        let level = prop::sample::select(vec!["a", "b", "", "$x"]);
+        prop::collection::vec(level, 1..6).prop_map(|l| l.join("/"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::oracle::*;
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::{BTreeMap, BTreeSet};
 
     fn matched(trie: &TopicTrie<String>, topic: &str) -> Vec<String> {
         let mut v = Vec::new();
@@ -463,25 +491,6 @@ mod tests {
         }
         assert_eq!(t.len(), 0);
         assert_eq!(t.node_count(), 1);
-    }
-
-    fn filter_strategy() -> impl Strategy<Value = String> {
-        let level = prop::sample::select(vec!["a", "b", "", "$x", "+"]);
-        (prop::collection::vec(level, 1..5), any::<bool>()).prop_map(|(levels, hash)| {
-            let mut s = levels.join("/");
-            if hash {
-                s.push_str("/#");
-            }
-            if s == "/#" {
-                s = "#".into();
-            }
-            s
-        })
-    }
-
-    fn topic_strategy() -> impl Strategy<Value = String> {
-        let level = prop::sample::select(vec!["a", "b", "", "$x"]);
-        prop::collection::vec(level, 1..6).prop_map(|l| l.join("/"))
     }
 
     proptest! {
