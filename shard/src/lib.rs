@@ -10,3 +10,5 @@ pub mod subs;
 pub use subs::{
     Delivery, SharedGroup, SubOptions, SubscribeOutcome, SubscriptionTable, UnsubscribeOutcome,
 };
+pub mod retained;
+pub use retained::{RetainedError, RetainedLimits, RetainedSize, RetainedStore};
