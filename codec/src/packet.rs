@@ -143,7 +143,9 @@ impl ConnAck {
     pub fn reason_from_v3(rc: ConnectReturnCode) -> ReasonCode {
         match rc {
             ConnectReturnCode::Accepted => ReasonCode::Success,
-            ConnectReturnCode::UnacceptableProtocolVersion => ReasonCode::UnsupportedProtocolVersion,
+            ConnectReturnCode::UnacceptableProtocolVersion => {
+                ReasonCode::UnsupportedProtocolVersion
+            }
             ConnectReturnCode::IdentifierRejected => ReasonCode::ClientIdentifierNotValid,
             ConnectReturnCode::ServerUnavailable => ReasonCode::ServerUnavailable,
             ConnectReturnCode::BadUserNameOrPassword => ReasonCode::BadUserNameOrPassword,
@@ -218,7 +220,11 @@ pub struct PubAck {
 impl PubAck {
     /// A success acknowledgement with no properties.
     pub fn new(packet_id: PacketId) -> Self {
-        PubAck { packet_id, code: ReasonCode::Success, properties: AckProperties::default() }
+        PubAck {
+            packet_id,
+            code: ReasonCode::Success,
+            properties: AckProperties::default(),
+        }
     }
 }
 
@@ -315,7 +321,10 @@ pub struct Disconnect {
 
 impl Disconnect {
     pub fn new(code: ReasonCode) -> Self {
-        Disconnect { code, properties: DisconnectProperties::default() }
+        Disconnect {
+            code,
+            properties: DisconnectProperties::default(),
+        }
     }
 }
 

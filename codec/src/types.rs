@@ -145,6 +145,8 @@ impl Default for Limits {
     fn default() -> Self {
         // 1 MiB: large enough for typical IoT payloads, small enough that a hostile
         // declared length cannot make the broker reserve much memory.
-        Limits { max_packet_size: 1024 * 1024 }
+        Limits {
+            max_packet_size: 1024 * 1024,
+        }
     }
 }
