@@ -3,3 +3,16 @@
 //!
 //! # Layout
 //! (modules are listed here as they land)
+//! - `config`: the typed `Config` (serde + TOML), embedded defaults, parse pipeline, errors.
+//! - `config_schema`: every key with its range, fix hint and doc; unknown-key and type errors.
+//! - `config_validate`: `Config::validate`, range and cross-key checks; the log-filter check.
+//! - `cli`: the clap `Cli`, defaults < file < flags merging, `--check-config`.
+//! - `rlimit`: raise RLIMIT_NOFILE soft to hard at start; warn when below max_connections.
+//! - `logging`: the tracing subscriber (EnvFilter levels per module, RUST_LOG, text|json).
+
+pub mod cli;
+pub mod config;
+pub mod config_schema;
+pub mod config_validate;
+pub mod logging;
+pub mod rlimit;
