@@ -160,13 +160,16 @@ impl fmt::Display for LowNofile {
             f,
             "the open-file limit {} is below limits.max_connections {} + {} descriptors for \
              shards and listeners = {needed}; connections beyond about {} will be refused. \
-             Fix: raise the limit to at least {needed} (LimitNOFILE={needed} in the systemd \
-             unit, or a nofile line in /etc/security/limits.d/; kernel-tuning/check.sh shows \
-             what is set), or lower limits.max_connections",
+             Fix: raise the limit to at least {needed}: under systemd LimitNOFILE={needed} or \
+             more in the unit (kernel-tuning/systemd/ringmq.service), from a shell a nofile \
+             line in /etc/security/limits.d/ (kernel-tuning/tune.sh installs \
+             kernel-tuning/limits.d/ringmq.conf); kernel-tuning/check.sh {} lists what else \
+             is short. Or lower limits.max_connections",
             self.soft,
             self.max_connections,
             self.headroom,
             self.soft.saturating_sub(self.headroom),
+            self.max_connections,
         )
     }
 }
@@ -228,7 +231,8 @@ mod tests {
         assert!(text.contains("connections beyond about 896 will be refused"));
         assert!(text.contains("LimitNOFILE=1000128"));
         assert!(text.contains("/etc/security/limits.d/"));
-        assert!(text.contains("kernel-tuning/check.sh"));
+        assert!(text.contains("kernel-tuning/systemd/ringmq.service"));
+        assert!(text.contains("kernel-tuning/check.sh 1000000 lists what else is short"));
     }
 
     #[test]
