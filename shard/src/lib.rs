@@ -12,3 +12,5 @@ pub use subs::{
 };
 pub mod retained;
 pub use retained::{RetainedError, RetainedLimits, RetainedSize, RetainedStore};
+pub mod timer;
+pub use timer::TimerWheel;

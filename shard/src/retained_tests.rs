@@ -1,8 +1,8 @@
 //! Tests of `RetainedStore`: accounting, limits, matching rules, that exact and `+` filters
-//! do not scan, and a model-based proptest against the naive matcher.
+//! do not scan, and a model-based proptest against codec::topic::matches.
 
 use super::*;
-use crate::topic_trie::oracle::{filter_strategy, naive_matches, topic_strategy};
+use crate::topic_trie::oracle::{filter_strategy, matches, topic_strategy};
 use proptest::prelude::*;
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -227,7 +227,7 @@ proptest! {
         for filter in &filters {
             let want: Vec<(String, u32)> = model
                 .iter()
-                .filter(|(t, _)| naive_matches(filter, t))
+                .filter(|(t, _)| matches(filter, t))
                 .map(|(t, m)| (t.clone(), m.0))
                 .collect();
             prop_assert_eq!(matching(&s, filter), want, "filter {:?}", filter);

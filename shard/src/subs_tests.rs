@@ -1,8 +1,8 @@
 //! Tests of `SubscriptionTable`: outcomes of every change, merged deliveries, No Local,
-//! shared groups, session removal, and a model-based proptest against the naive matcher.
+//! shared groups, session removal, and a model-based proptest against codec::topic::matches.
 
 use super::*;
-use crate::topic_trie::oracle::{filter_strategy, naive_matches, topic_strategy};
+use crate::topic_trie::oracle::{filter_strategy, matches, topic_strategy};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 
@@ -313,7 +313,7 @@ proptest! {
         for (topic, publisher) in &topics {
             let mut want: BTreeMap<u32, Delivery<u32>> = BTreeMap::new();
             for ((k, f), o) in &model {
-                if !naive_matches(f, topic) || (o.no_local && Some(*k) == *publisher) {
+                if !matches(f, topic) || (o.no_local && Some(*k) == *publisher) {
                     continue;
                 }
                 match want.get_mut(k) {
