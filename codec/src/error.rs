@@ -221,6 +221,8 @@ pub enum EncodeError {
         packet_type: PacketType,
         code: ReasonCode,
     },
+    #[error("property {0:#04x} holds a value the spec forbids (§2.2.2.2)")]
+    InvalidPropertyValue(u8),
     #[error("{0:?} needs at least one entry in its payload")]
     EmptyPayload(PacketType),
     #[error("password without user name cannot be sent to MQTT 3.x [MQTT-3.1.2-22]")]

@@ -8,7 +8,7 @@
 use crate::error::EncodeError;
 use crate::packet::*;
 use crate::properties::id::*;
-use crate::types::ByteStr;
+use crate::types::{ByteStr, QoS};
 use crate::wire::{length_varint, put_binary, put_str, put_varint, varint_len, Counter, Sink};
 use bytes::Bytes;
 use std::num::NonZeroU32;
@@ -84,6 +84,23 @@ fn sub_id<S: Sink>(s: &mut S, v: NonZeroU32) -> Result<(), EncodeError> {
     put_varint(s, v.get())
 }
 
+/// A value the decoder would refuse (0 where the spec forbids it, Maximum QoS 2) is refused
+/// here too, so whatever encodes also decodes.
+fn non_zero<T: Default + PartialEq + Copy>(id: u8, v: Option<T>) -> Result<Option<T>, EncodeError> {
+    match v {
+        Some(x) if x == T::default() => Err(EncodeError::InvalidPropertyValue(id)),
+        _ => Ok(v),
+    }
+}
+
+/// Authentication Data without Authentication Method is a Protocol Error (§3.1.2.11.10).
+fn auth_pair(method: &Option<ByteStr>, data: &Option<Bytes>) -> Result<(), EncodeError> {
+    if data.is_some() && method.is_none() {
+        return Err(EncodeError::InvalidPropertyValue(AUTHENTICATION_DATA));
+    }
+    Ok(())
+}
+
 fn user<S: Sink>(s: &mut S, props: &[UserProperty]) -> Result<(), EncodeError> {
     for (k, v) in props {
         s.put_u8(USER_PROPERTY);
@@ -95,6 +112,7 @@ fn user<S: Sink>(s: &mut S, props: &[UserProperty]) -> Result<(), EncodeError> {
 
 impl WriteProps for ConnectProperties {
     fn write<S: Sink>(&self, s: &mut S) -> Result<(), EncodeError> {
+        auth_pair(&self.authentication_method, &self.authentication_data)?;
         u32p(s, SESSION_EXPIRY_INTERVAL, self.session_expiry_interval);
         string(s, AUTHENTICATION_METHOD, &self.authentication_method)?;
         binary(s, AUTHENTICATION_DATA, &self.authentication_data)?;
@@ -108,9 +126,17 @@ impl WriteProps for ConnectProperties {
             REQUEST_RESPONSE_INFORMATION,
             self.request_response_information,
         );
-        u16p(s, RECEIVE_MAXIMUM, self.receive_maximum);
+        u16p(
+            s,
+            RECEIVE_MAXIMUM,
+            non_zero(RECEIVE_MAXIMUM, self.receive_maximum)?,
+        );
         u16p(s, TOPIC_ALIAS_MAXIMUM, self.topic_alias_maximum);
-        u32p(s, MAXIMUM_PACKET_SIZE, self.maximum_packet_size);
+        u32p(
+            s,
+            MAXIMUM_PACKET_SIZE,
+            non_zero(MAXIMUM_PACKET_SIZE, self.maximum_packet_size)?,
+        );
         user(s, &self.user_properties)
     }
 }
@@ -129,6 +155,11 @@ impl WriteProps for WillProperties {
 
 impl WriteProps for ConnAckProperties {
     fn write<S: Sink>(&self, s: &mut S) -> Result<(), EncodeError> {
+        auth_pair(&self.authentication_method, &self.authentication_data)?;
+        // Only 0 or 1: a server supporting QoS 2 leaves Maximum QoS out (§3.2.2.3.4).
+        if self.maximum_qos == Some(QoS::ExactlyOnce) {
+            return Err(EncodeError::InvalidPropertyValue(MAXIMUM_QOS));
+        }
         u32p(s, SESSION_EXPIRY_INTERVAL, self.session_expiry_interval);
         string(
             s,
@@ -141,11 +172,19 @@ impl WriteProps for ConnAckProperties {
         string(s, RESPONSE_INFORMATION, &self.response_information)?;
         string(s, SERVER_REFERENCE, &self.server_reference)?;
         string(s, REASON_STRING, &self.reason_string)?;
-        u16p(s, RECEIVE_MAXIMUM, self.receive_maximum);
+        u16p(
+            s,
+            RECEIVE_MAXIMUM,
+            non_zero(RECEIVE_MAXIMUM, self.receive_maximum)?,
+        );
         u16p(s, TOPIC_ALIAS_MAXIMUM, self.topic_alias_maximum);
         byte(s, MAXIMUM_QOS, self.maximum_qos.map(|q| q.as_u8()));
         boolean(s, RETAIN_AVAILABLE, self.retain_available);
-        u32p(s, MAXIMUM_PACKET_SIZE, self.maximum_packet_size);
+        u32p(
+            s,
+            MAXIMUM_PACKET_SIZE,
+            non_zero(MAXIMUM_PACKET_SIZE, self.maximum_packet_size)?,
+        );
         boolean(
             s,
             WILDCARD_SUBSCRIPTION_AVAILABLE,
@@ -175,7 +214,7 @@ impl WriteProps for PublishProperties {
         for id in &self.subscription_identifiers {
             sub_id(s, *id)?;
         }
-        u16p(s, TOPIC_ALIAS, self.topic_alias);
+        u16p(s, TOPIC_ALIAS, non_zero(TOPIC_ALIAS, self.topic_alias)?);
         user(s, &self.user_properties)
     }
 }
@@ -214,6 +253,7 @@ impl WriteProps for DisconnectProperties {
 
 impl WriteProps for AuthProperties {
     fn write<S: Sink>(&self, s: &mut S) -> Result<(), EncodeError> {
+        auth_pair(&self.authentication_method, &self.authentication_data)?;
         string(s, AUTHENTICATION_METHOD, &self.authentication_method)?;
         binary(s, AUTHENTICATION_DATA, &self.authentication_data)?;
         string(s, REASON_STRING, &self.reason_string)?;

@@ -8,6 +8,7 @@
 
 mod common;
 mod negative;
+mod negative_sub;
 mod partial;
 mod props;
 mod reuse;
