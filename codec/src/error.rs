@@ -78,6 +78,10 @@ pub enum DecodeError {
     NoSubscribeFilters,
     #[error("UNSUBSCRIBE without topic filters {}", self.clause())]
     NoUnsubscribeFilters,
+    #[error("SUBACK without reason codes {}", self.clause())]
+    NoSubAckCodes,
+    #[error("UNSUBACK without reason codes {}", self.clause())]
+    NoUnsubAckCodes,
     #[error("reserved subscription option bits are set {}", self.clause())]
     SubscriptionOptionsReserved,
     #[error("subscription with maximum QoS 3 {}", self.clause())]
@@ -115,6 +119,8 @@ impl DecodeError {
             | TopicAliasZero
             | NoSubscribeFilters
             | NoUnsubscribeFilters
+            | NoSubAckCodes
+            | NoUnsubAckCodes
             | RetainHandling3
             | NoLocalOnShared
             | DuplicateProperty(_)
@@ -177,6 +183,9 @@ impl DecodeError {
             TopicAliasZero => "[MQTT-3.3.2-8]",
             NoSubscribeFilters => "[MQTT-3.8.3-3]",
             NoUnsubscribeFilters => "[MQTT-3.10.3-2]",
+            // One code per filter of the SUBSCRIBE/UNSUBSCRIBE, which has at least one.
+            NoSubAckCodes => "[MQTT-3.9.3-1]",
+            NoUnsubAckCodes => "[MQTT-3.11.3-1]",
             SubscriptionOptionsReserved => "[MQTT-3.8.3-5]",
             SubscriptionQoS3 | RetainHandling3 => "§3.8.3.1",
             NoLocalOnShared => "[MQTT-3.8.3-4]",

@@ -9,7 +9,7 @@ use crate::error::EncodeError;
 use crate::packet::*;
 use crate::properties::id::*;
 use crate::types::{ByteStr, QoS};
-use crate::wire::{length_varint, put_binary, put_str, put_varint, varint_len, Counter, Sink};
+use crate::wire::{length_varint, put_binary, put_str, put_varint, Counter, Sink};
 use bytes::Bytes;
 use std::num::NonZeroU32;
 
@@ -23,12 +23,6 @@ pub(crate) fn props_len<P: WriteProps>(p: &P) -> Result<usize, EncodeError> {
     let mut c = Counter::default();
     p.write(&mut c)?;
     Ok(c.0)
-}
-
-/// Length prefix plus properties.
-pub(crate) fn props_total_len<P: WriteProps>(p: &P) -> Result<usize, EncodeError> {
-    let len = props_len(p)?;
-    Ok(varint_len(length_varint(len)?) + len)
 }
 
 /// Writes the property length (§2.2.2.1) and then the properties.

@@ -107,6 +107,9 @@ pub(super) fn decode_suback(
         };
         codes.push(code);
     }
+    if codes.is_empty() {
+        return Err(DecodeError::NoSubAckCodes);
+    }
     Ok(SubAck {
         packet_id,
         codes,
@@ -140,7 +143,8 @@ pub(super) fn decode_unsubscribe(
     })
 }
 
-/// 3.x UNSUBACK is the packet id alone; 5.0 adds properties and one reason per filter.
+/// 3.x UNSUBACK is the packet id alone; 5.0 adds properties and one reason per filter
+/// (so at least one).
 pub(super) fn decode_unsuback(
     b: &mut Bytes,
     version: ProtocolVersion,
@@ -157,6 +161,9 @@ pub(super) fn decode_unsuback(
     let mut codes = Vec::with_capacity(b.len());
     while !b.is_empty() {
         codes.push(super::reason(PacketType::UnsubAck, read_u8(b)?)?);
+    }
+    if codes.is_empty() {
+        return Err(DecodeError::NoUnsubAckCodes);
     }
     Ok(UnsubAck {
         packet_id,

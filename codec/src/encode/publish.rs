@@ -6,7 +6,7 @@
 
 use crate::error::EncodeError;
 use crate::packet::*;
-use crate::properties_encode::{props_total_len, put_properties};
+use crate::properties_encode::{props_len, put_properties, WriteProps};
 use crate::reason::ReasonCode;
 use crate::types::{ProtocolVersion, QoS};
 use crate::wire::{length_varint, put_str, put_varint, varint_len, Sink};
@@ -31,21 +31,29 @@ fn check(p: &Publish) -> Result<(), EncodeError> {
 /// Topic length, packet id, properties (5.0) and payload.
 pub(crate) fn remaining_len(p: &Publish, version: ProtocolVersion) -> Result<usize, EncodeError> {
     check(p)?;
-    frame_remaining_len(p, version)
+    frame_lengths(p, version).map(|(remaining, _)| remaining)
 }
 
-/// Like [`remaining_len`] without the packet-id check: the id slot follows `p.qos`.
-fn frame_remaining_len(p: &Publish, version: ProtocolVersion) -> Result<usize, EncodeError> {
+/// The remaining length and, for 5.0, the property length (without its prefix). The
+/// packet-id slot follows `p.qos`; `p.packet_id` is not looked at.
+fn frame_lengths(
+    p: &Publish,
+    version: ProtocolVersion,
+) -> Result<(usize, Option<u32>), EncodeError> {
     if p.topic.len() > usize::from(u16::MAX) {
         return Err(EncodeError::StringTooLong(p.topic.len()));
     }
     let id_len = if p.qos == QoS::AtMostOnce { 0 } else { 2 };
-    let props = if version.is_v5() {
-        props_total_len(&p.properties)?
+    let (props, props_len) = if version.is_v5() {
+        let len = length_varint(props_len(&p.properties)?)?;
+        (varint_len(len) + len as usize, Some(len))
     } else {
-        0
+        (0, None)
     };
-    Ok(2 + p.topic.len() + id_len + props + p.payload.len())
+    Ok((
+        2 + p.topic.len() + id_len + props + p.payload.len(),
+        props_len,
+    ))
 }
 
 pub(crate) fn encode_publish(
@@ -57,8 +65,9 @@ pub(crate) fn encode_publish(
     write_frame(p, version, p.dup, p.packet_id.map_or(0, |id| id.get()), out).map(|_| ())
 }
 
-/// Writes the whole frame with the given DUP flag and packet id (`id` is ignored at QoS 0),
-/// reserving its size once. Returns the remaining length.
+/// Writes the whole frame with the given DUP flag and packet id (`id` is ignored at QoS 0):
+/// lengths first, one reservation, then straight copies. Returns the remaining length.
+/// Every error is found before the first byte is written, so `out` is unchanged on error.
 pub(crate) fn write_frame(
     p: &Publish,
     version: ProtocolVersion,
@@ -66,7 +75,7 @@ pub(crate) fn write_frame(
     id: u16,
     out: &mut BytesMut,
 ) -> Result<usize, EncodeError> {
-    let remaining = frame_remaining_len(p, version)?;
+    let (remaining, props_len) = frame_lengths(p, version)?;
     let rl = length_varint(remaining)?;
     out.reserve(1 + varint_len(rl) + remaining);
     let flags = u8::from(dup) << 3 | p.qos.as_u8() << 1 | u8::from(p.retain);
@@ -76,8 +85,9 @@ pub(crate) fn write_frame(
     if p.qos != QoS::AtMostOnce {
         BufMut::put_u16(out, id);
     }
-    if version.is_v5() {
-        put_properties(out, &p.properties)?;
+    if let Some(len) = props_len {
+        put_varint(out, len)?;
+        p.properties.write(out)?;
     }
     out.extend_from_slice(&p.payload);
     Ok(remaining)

@@ -85,12 +85,15 @@ pub(super) fn write_unsubscribe<S: Sink>(
     Ok(())
 }
 
-/// 3.x UNSUBACK is the packet id alone: the reason codes are dropped.
+/// 3.x UNSUBACK is the packet id alone: the reason codes are dropped. 5.0 needs one per filter.
 pub(super) fn write_unsuback<S: Sink>(
     p: &UnsubAck,
     version: ProtocolVersion,
     s: &mut S,
 ) -> Result<(), EncodeError> {
+    if version.is_v5() && p.codes.is_empty() {
+        return Err(EncodeError::EmptyPayload(PacketType::UnsubAck));
+    }
     s.put_u16(p.packet_id.get());
     if !version.is_v5() {
         return Ok(());

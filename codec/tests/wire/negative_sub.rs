@@ -205,6 +205,36 @@ fn suback_codes() {
 }
 
 #[test]
+fn acks_without_codes_mqtt_3_9_3_1_and_3_11_3_1() {
+    // A SUBACK answers a SUBSCRIBE, which has at least one filter: one code per filter.
+    for v in [V3, V4] {
+        assert_eq!(
+            dec_err(&[0x90, 0x02, 0x00, 0x01], v),
+            DecodeError::NoSubAckCodes
+        );
+    }
+    let e = dec_err(&[0x90, 0x03, 0x00, 0x01, 0x00], V5);
+    assert_eq!(e, DecodeError::NoSubAckCodes);
+    assert_eq!(e.clause(), "[MQTT-3.9.3-1]");
+    // 5.0 UNSUBACK likewise (3.x UNSUBACK has no payload at all).
+    let e = dec_err(&[0xB0, 0x03, 0x00, 0x01, 0x00], V5);
+    assert_eq!(e, DecodeError::NoUnsubAckCodes);
+    assert_eq!(e.clause(), "[MQTT-3.11.3-1]");
+    let unsuback = UnsubAck {
+        packet_id: pid(1),
+        codes: vec![],
+        properties: Default::default(),
+    };
+    let mut out = bytes::BytesMut::new();
+    let r = encode(&Packet::UnsubAck(unsuback.clone()), V5, &mut out);
+    assert_eq!(r, Err(EncodeError::EmptyPayload(PacketType::UnsubAck)));
+    assert_eq!(
+        enc(&Packet::UnsubAck(unsuback), V4),
+        [0xB0, 0x02, 0x00, 0x01]
+    );
+}
+
+#[test]
 fn unsuback_codes() {
     let want = DecodeError::InvalidReasonCode {
         packet_type: PacketType::UnsubAck,

@@ -66,7 +66,11 @@ fn samples(v: ProtocolVersion) -> Vec<Packet> {
         }),
         Packet::UnsubAck(UnsubAck {
             packet_id: pid(5),
-            codes: vec![],
+            codes: if v == V5 {
+                vec![ReasonCode::Success]
+            } else {
+                vec![]
+            },
             properties: Default::default(),
         }),
         Packet::PingReq,
