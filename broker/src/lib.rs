@@ -8,6 +8,9 @@
 //! - `config_validate`: `Config::validate`, range and cross-key checks; the log-filter check.
 //! - `cli`: the clap `Cli`, defaults < file < flags merging, `--check-config`.
 //! - `rlimit`: raise RLIMIT_NOFILE soft to hard at start; warn when below max_connections.
+//! - `engine`: one glommio executor per shard, the mesh, listeners, connection tasks, flushing.
+//! - `signals`: SIGINT/SIGTERM handling for a clean stop.
+//! - `startup`: turns the validated config into what the shards run with.
 //! - `logging`: the tracing subscriber (EnvFilter levels per module, RUST_LOG, text|json).
 
 pub mod cli;
@@ -16,3 +19,6 @@ pub mod config_schema;
 pub mod config_validate;
 pub mod logging;
 pub mod rlimit;
+pub mod engine;
+pub mod signals;
+pub mod startup;

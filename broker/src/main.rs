@@ -1,16 +1,66 @@
-//! The `ringmq` binary entry point. For now it wires only the command line and
-//! `--check-config`; the engine start-up lands here later.
+//! The `ringmq` binary: parse the command line, load and validate the configuration, raise
+//! the open-file limit, start one executor per shard, and wait for a stop signal.
 
 use std::process::ExitCode;
 
-use broker::cli::{run_check_config, Cli};
+use broker::cli::{config_error_lines, effective_config, run_check_config, Cli};
 use clap::Parser;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if cli.check_config {
         return run_check_config(&cli);
     }
-    eprintln!("ringmq: engine not built yet");
-    ExitCode::FAILURE
+    let config = match effective_config(&cli) {
+        Ok(c) => c,
+        Err(e) => {
+            for line in config_error_lines(&e) {
+                eprintln!("{line}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(e) = broker::logging::init(&config.log) {
+        eprintln!("ringmq: logging: {e}");
+        return ExitCode::FAILURE;
+    }
+    match broker::rlimit::raise_nofile() {
+        Ok(r) => tracing::debug!(
+            before = r.before.soft,
+            after = r.after.soft,
+            "open-file limit"
+        ),
+        Err(e) => tracing::warn!("could not raise the open-file limit: {e}"),
+    }
+    let shards = config.shard_count();
+    broker::rlimit::warn_if_low(config.limits.max_connections, shards);
+    let listeners: Vec<_> = config.listeners.iter().map(|l| l.bind).collect();
+    broker::engine::now_ms();
+    broker::signals::block();
+    let engine = match broker::engine::start(
+        shards,
+        listeners.clone(),
+        broker::startup::shard_config(&config),
+    ) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("ringmq: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for l in &config.listeners {
+        println!(
+            "ringmq listening on mqtt://{} ({}, {} shards)",
+            l.bind,
+            l.kind.as_str(),
+            shards
+        );
+    }
+    broker::signals::wait_for_stop();
+    tracing::info!("stopping");
+    drop(engine);
+    ExitCode::SUCCESS
 }

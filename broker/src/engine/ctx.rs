@@ -1,0 +1,85 @@
+//! `Ctx`: what one executor's tasks share: the shard state machine, the sockets of its
+//! connections, a shared read buffer, the mesh sender, and the end-of-turn flush signal.
+//!
+//! Everything here lives on one thread. `RefCell` borrows are never held across an
+//! `.await`, so they cannot conflict; that is what makes the cells safe to use.
+
+use super::mesh::{MeshMsg, MeshOut};
+use ahash::AHashMap;
+use glommio::channels::local_channel::LocalSender;
+use glommio::net::TcpStream;
+use shard::{ConnId, Shard, ShardId};
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+/// Size of the per-executor read buffer. Every socket reads into this one buffer and only
+/// the unparsed tail of a packet is copied into a per-connection buffer, so idle
+/// connections hold no read buffer at all.
+pub const READ_BUF: usize = 64 * 1024;
+
+static START: OnceLock<Instant> = OnceLock::new();
+
+/// Milliseconds on the broker's monotonic clock, shared by every shard (message expiry
+/// deadlines computed on one shard are read on others).
+pub fn now_ms() -> u64 {
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
+
+/// The I/O side of one connection.
+pub struct ConnIo {
+    pub stream: RefCell<TcpStream>,
+    pub fd: i32,
+    /// A writer task owns the socket's pending output until it drains.
+    pub write_blocked: Cell<bool>,
+    /// The shard closed this connection; the reader must stop.
+    pub closed: Cell<bool>,
+}
+
+pub struct Ctx {
+    pub id: ShardId,
+    pub nr: usize,
+    pub shard: RefCell<Shard>,
+    pub io: RefCell<AHashMap<ConnId, Rc<ConnIo>>>,
+    pub read_buf: RefCell<Box<[u8]>>,
+    pub mesh: MeshOut,
+    flush_kick: LocalSender<()>,
+    flush_pending: Cell<bool>,
+}
+
+impl Ctx {
+    pub fn new(
+        id: ShardId,
+        nr: usize,
+        shard: Shard,
+        mesh: MeshOut,
+        flush_kick: LocalSender<()>,
+    ) -> Self {
+        Ctx {
+            id,
+            nr,
+            shard: RefCell::new(shard),
+            io: RefCell::new(AHashMap::new()),
+            read_buf: RefCell::new(vec![0u8; READ_BUF].into_boxed_slice()),
+            mesh,
+            flush_kick,
+            flush_pending: Cell::new(false),
+        }
+    }
+
+    /// Asks for one flush at the end of this executor turn (idempotent until it runs).
+    pub fn kick(&self) {
+        if !self.flush_pending.replace(true) {
+            let _ = self.flush_kick.try_send(());
+        }
+    }
+
+    pub fn flush_started(&self) {
+        self.flush_pending.set(false);
+    }
+
+    pub fn send_mesh(&self, to: ShardId, msg: MeshMsg) {
+        self.mesh.send(to, msg);
+    }
+}

@@ -1,0 +1,88 @@
+//! The engine: one glommio executor per shard, pinned to a CPU when there are enough CPUs
+//! for all shards (unpinned otherwise), joined by a full channel mesh.
+
+mod conn;
+mod ctx;
+mod executor;
+mod flush;
+mod listener;
+mod mesh;
+
+pub use ctx::now_ms;
+
+use anyhow::anyhow;
+use executor::{shard_main, ShardStart};
+use glommio::channels::channel_mesh::MeshBuilder;
+use glommio::{CpuSet, LocalExecutorPoolBuilder, PoolPlacement};
+use shard::ShardConfig;
+use std::net::SocketAddr;
+use std::sync::mpsc;
+
+/// Capacity of each shard-to-shard ring, in batches.
+const MESH_CAPACITY: usize = 1024;
+
+/// A started engine: its shards are accepting.
+pub struct Engine {
+    handles: glommio::PoolThreadHandles<()>,
+}
+
+/// CPUs this process may run on (honours `taskset`).
+fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: sched_getaffinity fills the zeroed set it is given.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Vec::new();
+        }
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect()
+    }
+}
+
+/// Starts `nr` shards listening on `listeners`; returns once every shard accepts.
+pub fn start(nr: usize, listeners: Vec<SocketAddr>, cfg: ShardConfig) -> anyhow::Result<Engine> {
+    let allowed = allowed_cpus();
+    let placement = if nr <= allowed.len() {
+        let set = CpuSet::online()
+            .map_err(|e| anyhow!("reading online CPUs: {e}"))?
+            .filter(|l| allowed.contains(&l.cpu));
+        PoolPlacement::MaxSpread(nr, Some(set))
+    } else {
+        tracing::info!(
+            shards = nr,
+            cpus = allowed.len(),
+            "more shards than CPUs: executors are not pinned"
+        );
+        PoolPlacement::Unbound(nr)
+    };
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let start = ShardStart {
+        nr,
+        listeners,
+        cfg,
+        mesh: MeshBuilder::full(nr, MESH_CAPACITY),
+        ready: ready_tx,
+    };
+    let handles = LocalExecutorPoolBuilder::new(placement)
+        .on_all_shards(move || {
+            let start = start.clone();
+            async move { shard_main(start).await }
+        })
+        .map_err(|e| anyhow!("starting {nr} executors: {e}"))?;
+    for _ in 0..nr {
+        match ready_rx.recv() {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(anyhow!(e)),
+            Err(_) => return Err(anyhow!("a shard exited during start-up")),
+        }
+    }
+    Ok(Engine { handles })
+}
+
+impl Engine {
+    /// Blocks until every shard exits.
+    pub fn join(self) {
+        self.handles.join_all();
+    }
+}

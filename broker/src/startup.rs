@@ -1,0 +1,24 @@
+//! Start-up glue: turns the validated `Config` into what the engine and shards run with.
+
+use crate::config::Config;
+use shard::ShardConfig;
+
+/// The shard limits implied by the broker configuration.
+pub fn shard_config(c: &Config) -> ShardConfig {
+    let l = &c.limits;
+    ShardConfig {
+        max_packet_size: l.max_packet_size,
+        max_inflight: l.max_inflight,
+        max_queued_messages: l.max_queued_messages as usize,
+        max_subscriptions_per_client: l.max_subscriptions_per_client as usize,
+        max_topic_levels: l.max_topic_levels as usize,
+        max_keepalive: l.max_keepalive,
+        max_client_id_len: l.max_client_id_len as usize,
+        allow_anonymous: c.auth.allow_anonymous,
+        max_session_expiry: c.session.max_session_expiry,
+        max_offline_sessions: c.session.max_offline_sessions as usize,
+        max_retained_messages: c.retained.max_messages as usize,
+        max_retained_bytes: c.retained.max_bytes as usize,
+        ..ShardConfig::default()
+    }
+}

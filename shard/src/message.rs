@@ -1,0 +1,44 @@
+//! The routed message: one PUBLISH as the broker carries it between sessions and shards.
+//!
+//! A `Message` is created once when a PUBLISH arrives and then shared by `Arc` with every
+//! subscriber, queue and shard it reaches: payload and properties are never copied per
+//! subscriber. It must stay immutable after creation (other shards read it concurrently).
+
+use bytes::Bytes;
+use codec::{ByteStr, PublishProperties, QoS};
+use std::sync::Arc;
+
+/// A published application message, shared by reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub topic: ByteStr,
+    pub payload: Bytes,
+    /// QoS the publisher used; each subscriber gets min(this, its granted QoS).
+    pub qos: QoS,
+    /// The RETAIN flag as published (kept for Retain As Published).
+    pub retain: bool,
+    /// MQTT 5 properties to forward (topic alias and subscription ids already stripped).
+    pub properties: Option<Box<PublishProperties>>,
+    /// Absolute expiry on the broker clock (ms), from Message Expiry Interval.
+    pub expires_at_ms: Option<u64>,
+}
+
+pub type SharedMessage = Arc<Message>;
+
+impl Message {
+    /// True when the message has a Message Expiry Interval that has passed at `now_ms`.
+    pub fn is_expired(&self, now_ms: u64) -> bool {
+        matches!(self.expires_at_ms, Some(t) if t <= now_ms)
+    }
+
+    /// Bytes this message holds on its own (for queue and retained accounting).
+    pub fn weight(&self) -> usize {
+        self.topic.len() + self.payload.len() + 64
+    }
+}
+
+impl crate::retained::RetainedSize for Message {
+    fn retained_bytes(&self) -> usize {
+        self.payload.len() + self.properties.as_ref().map_or(0, |_| 64)
+    }
+}

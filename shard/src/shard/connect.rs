@@ -1,0 +1,198 @@
+//! CONNECT handling on the client's home shard: validation, takeover, session resume or
+//! creation, CONNACK, and the resend of what a resumed session still owes the client.
+
+use super::{Shard, TimerEvent};
+use crate::ids::{home_shard, ConnId, SessionKey};
+use crate::session::{InflightState, Session};
+use codec::{ByteStr, ConnAck, ConnAckProperties, Connect, Packet, PubAck, QoS, ReasonCode};
+
+impl Shard {
+    /// Handles the CONNECT of `conn` (already routed to this, the client's home shard).
+    pub fn handle_connect(&mut self, now_ms: u64, conn: ConnId, connect: Box<Connect>) {
+        let Some(c) = self.conn_mut(conn) else { return };
+        if c.session.is_some() {
+            // A second CONNECT is a protocol violation [MQTT-3.1.0-2].
+            self.stats.protocol_errors += 1;
+            self.close_conn(now_ms, conn, true, Some(ReasonCode::ProtocolError));
+            return;
+        }
+        c.version = connect.protocol;
+        c.last_rx_ms = now_ms;
+        let v5 = connect.protocol.is_v5();
+
+        let mut assigned = None;
+        let client_id = if connect.client_id.is_empty() {
+            if !v5 && !connect.clean_start {
+                // [MQTT-3.1.3-8]: empty id requires clean session in 3.1.1.
+                return self.refuse(now_ms, conn, ReasonCode::ClientIdentifierNotValid);
+            }
+            let id = self.generate_client_id();
+            assigned = Some(id.clone());
+            id
+        } else {
+            connect.client_id.clone()
+        };
+        if client_id.len() > self.cfg.max_client_id_len {
+            return self.refuse(now_ms, conn, ReasonCode::ClientIdentifierNotValid);
+        }
+        if !self.cfg.allow_anonymous && connect.username.is_none() {
+            return self.refuse(now_ms, conn, ReasonCode::NotAuthorized);
+        }
+        if v5 && connect.properties.authentication_method.is_some() {
+            // No enhanced authentication method is configured [MQTT-4.12.0-1].
+            return self.refuse(now_ms, conn, ReasonCode::BadAuthenticationMethod);
+        }
+
+        // Takeover: the id is connected elsewhere on this shard [MQTT-3.1.4-2].
+        let mut resumed = None;
+        if let Some(&key) = self.by_client.get(&client_id) {
+            let old_conn = self.sessions.get(key.slot, key.gen).and_then(|s| s.conn);
+            if let Some(old) = old_conn {
+                self.close_conn(now_ms, old, true, Some(ReasonCode::SessionTakenOver));
+            }
+            if connect.clean_start {
+                self.end_session(key);
+            } else if self.sessions.get(key.slot, key.gen).is_some() {
+                resumed = Some(key);
+            }
+        }
+
+        let session_expiry = if v5 {
+            connect
+                .properties
+                .session_expiry_interval
+                .unwrap_or(0)
+                .min(self.cfg.max_session_expiry)
+        } else if connect.clean_start {
+            0
+        } else {
+            u32::MAX
+        };
+        let session_present = resumed.is_some();
+        let key = match resumed {
+            Some(k) => k,
+            None => {
+                let (slot, gen) = self.sessions.insert_with(|slot, gen| {
+                    Session::new(
+                        SessionKey { slot, gen },
+                        client_id.clone(),
+                        connect.protocol,
+                    )
+                });
+                let k = SessionKey { slot, gen };
+                self.by_client.insert(client_id.clone(), k);
+                k
+            }
+        };
+
+        let server_keep_alive =
+            (v5 && connect.keep_alive > self.cfg.max_keepalive).then_some(self.cfg.max_keepalive);
+        let keep_alive = server_keep_alive.unwrap_or(connect.keep_alive);
+        let window = connect
+            .properties
+            .receive_maximum
+            .unwrap_or(u16::MAX)
+            .min(self.cfg.max_inflight)
+            .max(1);
+        let client_max_packet = connect.properties.maximum_packet_size.unwrap_or(u32::MAX);
+
+        let connect = *connect;
+        if let Some(s) = self.session_mut(key) {
+            s.version = connect.protocol;
+            s.conn = Some(conn);
+            s.epoch = s.epoch.wrapping_add(1);
+            s.expiry_secs = session_expiry;
+            s.will = connect.will.map(Box::new);
+        }
+        if let Some(c) = self.conn_mut(conn) {
+            c.session = Some(key);
+            c.keepalive_ms = keep_alive as u64 * 1500;
+            c.send_window = window;
+            c.client_max_packet = client_max_packet;
+        }
+        if keep_alive > 0 {
+            self.timers.insert(
+                now_ms + keep_alive as u64 * 1500,
+                TimerEvent::KeepAlive(conn),
+            );
+        }
+
+        let mut props = ConnAckProperties::default();
+        if v5 {
+            props.assigned_client_identifier = assigned;
+            props.server_keep_alive = server_keep_alive;
+            props.receive_maximum = Some(self.cfg.receive_maximum);
+            props.maximum_packet_size = Some(self.cfg.max_packet_size);
+            props.topic_alias_maximum = Some(0);
+            props.retain_available = Some(true);
+            props.wildcard_subscription_available = Some(true);
+            props.subscription_identifiers_available = Some(true);
+            props.shared_subscription_available = Some(false);
+            if session_expiry != connect.properties.session_expiry_interval.unwrap_or(0) {
+                props.session_expiry_interval = Some(session_expiry);
+            }
+        }
+        let ack = ConnAck {
+            session_present,
+            code: ReasonCode::Success,
+            properties: props,
+        };
+        self.send(conn, &Packet::ConnAck(ack));
+        if session_present {
+            self.resend_inflight(now_ms, key, conn);
+        }
+        self.pump(now_ms, key);
+    }
+
+    /// Refuses a CONNECT with `code` and closes the connection [MQTT-3.2.2-6].
+    fn refuse(&mut self, now_ms: u64, conn: ConnId, code: ReasonCode) {
+        let ack = ConnAck {
+            session_present: false,
+            code,
+            properties: ConnAckProperties::default(),
+        };
+        self.send(conn, &Packet::ConnAck(ack));
+        self.close_conn(now_ms, conn, false, None);
+    }
+
+    /// Resends the window of a resumed session: PUBLISH with DUP for unacknowledged
+    /// messages, PUBREL for those already released [MQTT-4.4.0-1].
+    fn resend_inflight(&mut self, now_ms: u64, key: SessionKey, conn: ConnId) {
+        let Some(s) = self.sessions.get(key.slot, key.gen) else {
+            return;
+        };
+        let items: Vec<_> = s
+            .inflight
+            .iter()
+            .map(|f| (f.packet_id, f.state, f.delivery.clone()))
+            .collect();
+        for (id, state, d) in items {
+            match state {
+                InflightState::Sent => {
+                    let p = self.publish_packet(now_ms, conn, &d, Some(id), true);
+                    self.send(conn, &Packet::Publish(p));
+                }
+                InflightState::Released => {
+                    self.send(conn, &Packet::PubRel(PubAck::new(id)));
+                }
+            }
+        }
+    }
+
+    /// An id for a client that sent none, chosen so that it hashes to this shard: a later
+    /// reconnect with the assigned id then finds its session here.
+    fn generate_client_id(&mut self) -> ByteStr {
+        loop {
+            self.next_assigned_id += 1;
+            let id = format!("ringmq-{}-{}", self.id.0, self.next_assigned_id);
+            if home_shard(&id, self.nr_shards) == self.id {
+                return ByteStr::from(id);
+            }
+        }
+    }
+}
+
+/// QoS granted to a subscription: what was asked, capped by what the broker supports.
+pub(super) fn grant(requested: QoS) -> QoS {
+    requested.min(QoS::ExactlyOnce)
+}

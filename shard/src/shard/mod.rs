@@ -1,0 +1,285 @@
+//! `Shard`: one core's MQTT world as a sans-IO state machine.
+//!
+//! The broker feeds it decoded packets, cross-shard messages and the clock
+//! (`handle_connect`, `handle_packet`, `handle_shard_msg`, `handle_timeout`, all taking
+//! `now_ms`), and drains what it produced: bytes per connection (`conn_output`), I/O events
+//! (flush or close a connection) and per-destination batches for other shards (`outbox`).
+//! It owns its sessions, subscription trie, route-table replica, retained partition and
+//! timer wheel on one thread; it never blocks, never does I/O and never reads a clock.
+
+mod connect;
+mod deliver;
+mod inbound;
+mod lifecycle;
+mod remote;
+
+use crate::config::ShardConfig;
+use crate::ids::{ConnId, SessionKey, ShardId};
+use crate::message::SharedMessage;
+use crate::retained::RetainedStore;
+use crate::routes::RouteTable;
+use crate::session::Session;
+use crate::shard_msg::Outbox;
+use crate::slab::GenSlab;
+use crate::subs::SubscriptionTable;
+use crate::timer::TimerWheel;
+use ahash::AHashMap;
+use bytes::BytesMut;
+use codec::{ByteStr, Limits, PacketId, ProtocolVersion, ReasonCode};
+
+/// What the I/O layer must do for a connection after a call into the shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IoEvent {
+    /// The connection has output in `conn_output`: write it this turn.
+    Flush(ConnId),
+    /// Write these last bytes, then close the socket. The shard already forgot the conn.
+    Close(ConnId, BytesMut),
+}
+
+/// Timers of a shard; stale ones (generation or epoch moved on) are ignored when they fire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimerEvent {
+    KeepAlive(ConnId),
+    SessionExpiry(SessionKey, u32),
+    WillDelay(SessionKey, u32),
+}
+
+/// A network connection attached to this shard.
+#[derive(Debug)]
+pub struct Conn {
+    pub id: ConnId,
+    /// Set once CONNECT was accepted.
+    pub session: Option<SessionKey>,
+    pub version: ProtocolVersion,
+    /// 1.5 × the negotiated keepalive, ms; 0 = none.
+    keepalive_ms: u64,
+    last_rx_ms: u64,
+    /// Encoded frames not yet handed to the socket.
+    out: BytesMut,
+    flush_queued: bool,
+    /// Largest packet the client accepts (v5 Maximum Packet Size), bytes.
+    client_max_packet: u32,
+    /// Outgoing QoS 1/2 window for this connection.
+    send_window: u16,
+}
+
+/// A SUBSCRIBE waiting for other shards to confirm its route updates before SUBACK.
+#[derive(Debug)]
+struct PendingSub {
+    session: SessionKey,
+    conn: ConnId,
+    packet_id: PacketId,
+    codes: Vec<ReasonCode>,
+    awaiting: usize,
+    /// Retained look-ups to start once SUBACK is out: (filter, granted QoS).
+    retained: Vec<(ByteStr, codec::QoS)>,
+    sub_id: Option<std::num::NonZeroU32>,
+}
+
+/// Counters of one shard; summed across shards for metrics and `$SYS`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ShardStats {
+    pub connections: u64,
+    pub sessions: u64,
+    pub messages_received: u64,
+    pub messages_sent: u64,
+    pub messages_dropped: u64,
+    pub bytes_sent: u64,
+    pub protocol_errors: u64,
+}
+
+impl std::ops::AddAssign for ShardStats {
+    fn add_assign(&mut self, o: Self) {
+        self.connections += o.connections;
+        self.sessions += o.sessions;
+        self.messages_received += o.messages_received;
+        self.messages_sent += o.messages_sent;
+        self.messages_dropped += o.messages_dropped;
+        self.bytes_sent += o.bytes_sent;
+        self.protocol_errors += o.protocol_errors;
+    }
+}
+
+/// One core's broker state.
+pub struct Shard {
+    pub id: ShardId,
+    nr_shards: usize,
+    cfg: ShardConfig,
+    conns: GenSlab<Conn>,
+    sessions: GenSlab<Session>,
+    by_client: AHashMap<ByteStr, SessionKey>,
+    subs: SubscriptionTable<SessionKey>,
+    routes: RouteTable,
+    retained: RetainedStore<SharedMessage>,
+    timers: TimerWheel<TimerEvent>,
+    outbox: Outbox,
+    events: Vec<IoEvent>,
+    pending_subs: AHashMap<u64, PendingSub>,
+    next_token: u64,
+    next_assigned_id: u64,
+    stats: ShardStats,
+    /// Reused buffer for subscription matches (no allocation per publish).
+    scratch: Vec<crate::subs::Delivery<SessionKey>>,
+    /// Reused buffer for due timers.
+    due: Vec<TimerEvent>,
+}
+
+impl Shard {
+    pub fn new(id: ShardId, nr_shards: usize, cfg: ShardConfig) -> Self {
+        let retained_limits = crate::retained::RetainedLimits {
+            max_messages: cfg.max_retained_messages,
+            max_bytes: cfg.max_retained_bytes,
+        };
+        Shard {
+            id,
+            nr_shards: nr_shards.max(1),
+            cfg,
+            conns: GenSlab::default(),
+            sessions: GenSlab::default(),
+            by_client: AHashMap::new(),
+            subs: SubscriptionTable::new(),
+            routes: RouteTable::new(),
+            retained: RetainedStore::new(retained_limits),
+            timers: TimerWheel::new(0),
+            outbox: Outbox::new(nr_shards.max(1)),
+            events: Vec::new(),
+            pending_subs: AHashMap::new(),
+            next_token: (id.0 as u64) << 48,
+            next_assigned_id: 0,
+            stats: ShardStats::default(),
+            scratch: Vec::new(),
+            due: Vec::new(),
+        }
+    }
+
+    pub fn nr_shards(&self) -> usize {
+        self.nr_shards
+    }
+
+    pub fn config(&self) -> &ShardConfig {
+        &self.cfg
+    }
+
+    /// Registers a new socket that will send CONNECT next. Every conn must be ended with
+    /// `conn_lost` (or be closed by the shard through `IoEvent::Close`).
+    pub fn open_conn(&mut self, now_ms: u64) -> ConnId {
+        let max_packet = self.cfg.max_packet_size;
+        let (slot, gen) = self.conns.insert_with(|slot, gen| Conn {
+            id: ConnId { slot, gen },
+            session: None,
+            version: ProtocolVersion::V3_1_1,
+            keepalive_ms: 0,
+            last_rx_ms: now_ms,
+            out: BytesMut::new(),
+            flush_queued: false,
+            client_max_packet: max_packet,
+            send_window: 0,
+        });
+        self.stats.connections += 1;
+        ConnId { slot, gen }
+    }
+
+    /// Forgets a connection without any protocol action (its socket moved to another shard).
+    pub fn forget_conn(&mut self, conn: ConnId) {
+        self.conns.remove(conn.slot, conn.gen);
+    }
+
+    /// The decoder limits and protocol version for the next packet of `conn`.
+    pub fn decode_params(&self, conn: ConnId) -> Option<(Limits, ProtocolVersion)> {
+        let c = self.conns.get(conn.slot, conn.gen)?;
+        Some((
+            Limits {
+                max_packet_size: self.cfg.max_packet_size,
+            },
+            c.version,
+        ))
+    }
+
+    /// Takes the bytes waiting to be written to `conn`.
+    pub fn conn_output(&mut self, conn: ConnId) -> Option<BytesMut> {
+        let c = self.conns.get_mut(conn.slot, conn.gen)?;
+        c.flush_queued = false;
+        if c.out.is_empty() {
+            return None;
+        }
+        Some(c.out.split())
+    }
+
+    /// Returns unwritten bytes to the front of the connection's output (socket was full).
+    pub fn conn_output_unsent(&mut self, conn: ConnId, mut rest: BytesMut) {
+        if let Some(c) = self.conns.get_mut(conn.slot, conn.gen) {
+            rest.extend_from_slice(&c.out);
+            c.out = rest;
+        }
+    }
+
+    /// Bytes waiting to be written to `conn` (back-pressure signal for QoS 0).
+    pub fn conn_pending_bytes(&self, conn: ConnId) -> usize {
+        self.conns
+            .get(conn.slot, conn.gen)
+            .map_or(0, |c| c.out.len())
+    }
+
+    /// Drains the I/O work produced since the last call.
+    pub fn take_events(&mut self, into: &mut Vec<IoEvent>) {
+        into.append(&mut self.events);
+    }
+
+    /// Drains the per-destination batches for other shards.
+    pub fn outbox(&mut self) -> &mut Outbox {
+        &mut self.outbox
+    }
+
+    pub fn stats(&self) -> ShardStats {
+        let mut s = self.stats;
+        s.sessions = self.sessions.len() as u64;
+        s.connections = self.conns.len() as u64;
+        s
+    }
+
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    pub fn retained_count(&self) -> usize {
+        self.retained.len()
+    }
+
+    /// Earliest time `handle_timeout` has work, if any (never later than the real deadline).
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.timers.next_deadline()
+    }
+
+    fn session_mut(&mut self, key: SessionKey) -> Option<&mut Session> {
+        self.sessions.get_mut(key.slot, key.gen)
+    }
+
+    fn conn_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
+        self.conns.get_mut(id.slot, id.gen)
+    }
+
+    /// Encodes `packet` for `conn` and schedules a flush. Packets larger than the client's
+    /// Maximum Packet Size are not sent [MQTT-3.1.2-24]; the caller decides what that means.
+    fn send(&mut self, conn: ConnId, packet: &codec::Packet) -> bool {
+        let Some(c) = self.conns.get_mut(conn.slot, conn.gen) else {
+            return false;
+        };
+        if c.version.is_v5() {
+            match codec::encoded_len(packet, c.version) {
+                Ok(n) if n <= c.client_max_packet as usize => {}
+                _ => return false,
+            }
+        }
+        let before = c.out.len();
+        if codec::encode(packet, c.version, &mut c.out).is_err() {
+            c.out.truncate(before);
+            return false;
+        }
+        self.stats.bytes_sent += (c.out.len() - before) as u64;
+        if !c.flush_queued {
+            c.flush_queued = true;
+            self.events.push(IoEvent::Flush(conn));
+        }
+        true
+    }
+}

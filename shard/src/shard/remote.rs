@@ -1,0 +1,64 @@
+//! Messages from other shards: publishes to deliver locally, route-table updates,
+//! retained-message storage, queries and replies.
+
+use super::Shard;
+use crate::ids::ShardId;
+use crate::shard_msg::ShardMsg;
+
+impl Shard {
+    /// Handles one message sent by shard `from`.
+    pub fn handle_shard_msg(&mut self, now_ms: u64, from: ShardId, msg: ShardMsg) {
+        match msg {
+            ShardMsg::Publish(m) => self.deliver_local(now_ms, &m, None),
+            ShardMsg::RouteAdd { filter, token } => {
+                self.routes.add(&filter, from);
+                self.outbox.push(from, ShardMsg::RouteAck { token });
+            }
+            ShardMsg::RouteRemove { filter } => self.routes.remove(&filter, from),
+            ShardMsg::RouteAck { token } => {
+                let done = match self.pending_subs.get_mut(&token) {
+                    Some(p) => {
+                        p.awaiting = p.awaiting.saturating_sub(1);
+                        p.awaiting == 0
+                    }
+                    None => false,
+                };
+                if done {
+                    if let Some(p) = self.pending_subs.remove(&token) {
+                        self.finish_subscribe(now_ms, p);
+                    }
+                }
+            }
+            ShardMsg::Retain(m) => self.apply_retained(m),
+            ShardMsg::RetainedQuery {
+                filter,
+                session,
+                granted,
+                sub_id,
+            } => {
+                let messages = self.local_retained(&filter);
+                if !messages.is_empty() {
+                    self.outbox.push(
+                        from,
+                        ShardMsg::RetainedReply {
+                            filter,
+                            session,
+                            granted,
+                            sub_id,
+                            messages,
+                        },
+                    );
+                }
+            }
+            ShardMsg::RetainedReply {
+                filter,
+                session,
+                granted,
+                sub_id,
+                messages,
+            } => {
+                self.deliver_retained(now_ms, session, &filter, granted, sub_id, messages);
+            }
+        }
+    }
+}

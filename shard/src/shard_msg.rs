@@ -1,0 +1,72 @@
+//! `ShardMsg`: the whole vocabulary that crosses cores. Nothing else moves between shards.
+//!
+//! Messages are batched per destination per executor turn by the broker; every variant is
+//! `Send` and cheap to move (shared `Arc`/`Bytes`, no deep copies).
+
+use crate::ids::{SessionKey, ShardId};
+use crate::message::SharedMessage;
+use codec::{ByteStr, QoS};
+use std::num::NonZeroU32;
+
+/// One cross-shard message.
+#[derive(Debug, Clone)]
+pub enum ShardMsg {
+    /// Deliver to this shard's local subscribers. Sent once per destination shard.
+    Publish(SharedMessage),
+    /// The sender gained its first local subscriber of `filter`. Answered with `RouteAck`.
+    RouteAdd { filter: ByteStr, token: u64 },
+    /// The sender lost its last local subscriber of `filter`.
+    RouteRemove { filter: ByteStr },
+    /// A route update was applied; `token` identifies the waiting SUBSCRIBE.
+    RouteAck { token: u64 },
+    /// Store (or, with an empty payload, delete) a retained message in this partition.
+    Retain(SharedMessage),
+    /// Send back the retained messages of this partition matching `filter`.
+    RetainedQuery {
+        filter: ByteStr,
+        session: SessionKey,
+        granted: QoS,
+        sub_id: Option<NonZeroU32>,
+    },
+    /// The answer to a `RetainedQuery`, delivered by the home shard of `session`.
+    RetainedReply {
+        filter: ByteStr,
+        session: SessionKey,
+        granted: QoS,
+        sub_id: Option<NonZeroU32>,
+        messages: Vec<SharedMessage>,
+    },
+}
+
+/// Messages waiting to leave this shard, one batch per destination.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    batches: Vec<Vec<ShardMsg>>,
+}
+
+impl Outbox {
+    pub fn new(nr_shards: usize) -> Self {
+        Outbox {
+            batches: (0..nr_shards).map(|_| Vec::new()).collect(),
+        }
+    }
+
+    pub fn push(&mut self, to: ShardId, msg: ShardMsg) {
+        if let Some(b) = self.batches.get_mut(to.index()) {
+            b.push(msg);
+        }
+    }
+
+    /// Takes every non-empty batch, leaving empty ones behind.
+    pub fn drain(&mut self) -> impl Iterator<Item = (ShardId, Vec<ShardMsg>)> + '_ {
+        self.batches
+            .iter_mut()
+            .enumerate()
+            .filter(|(_, b)| !b.is_empty())
+            .map(|(i, b)| (ShardId(i as u16), std::mem::take(b)))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.batches.iter().all(|b| b.is_empty())
+    }
+}

@@ -1,0 +1,273 @@
+//! A virtual broker for tests: several `Shard`s wired by in-memory queues, clients that
+//! speak through the codec, and a virtual clock. No sockets, no threads.
+#![allow(dead_code)]
+
+use bytes::BytesMut;
+use codec::*;
+use shard::{home_shard, ConnId, IoEvent, Shard, ShardConfig, ShardId, ShardMsg};
+use std::collections::VecDeque;
+
+pub struct World {
+    pub shards: Vec<Shard>,
+    pub now: u64,
+    mesh: VecDeque<(ShardId, ShardId, ShardMsg)>,
+    pub clients: Vec<Client>,
+}
+
+/// A client as the test sees it: which shard holds its connection and what it received.
+pub struct Client {
+    pub shard: usize,
+    pub conn: Option<ConnId>,
+    pub version: ProtocolVersion,
+    pub rx: BytesMut,
+    pub inbox: VecDeque<Packet>,
+    pub closed: bool,
+}
+
+pub type C = usize;
+
+impl World {
+    pub fn new(nr: usize) -> Self {
+        Self::with_config(nr, ShardConfig::default())
+    }
+
+    pub fn with_config(nr: usize, cfg: ShardConfig) -> Self {
+        World {
+            shards: (0..nr)
+                .map(|i| Shard::new(ShardId(i as u16), nr, cfg.clone()))
+                .collect(),
+            now: 1_000,
+            mesh: VecDeque::new(),
+            clients: Vec::new(),
+        }
+    }
+
+    /// Opens a connection on the home shard of `client_id` (as the broker does after
+    /// hand-off) and sends CONNECT.
+    pub fn connect_with(&mut self, connect: Connect) -> C {
+        let nr = self.shards.len();
+        let shard = home_shard(&connect.client_id, nr).index();
+        let conn = self.shards[shard].open_conn(self.now);
+        self.clients.push(Client {
+            shard,
+            conn: Some(conn),
+            version: connect.protocol,
+            rx: BytesMut::new(),
+            inbox: VecDeque::new(),
+            closed: false,
+        });
+        let c = self.clients.len() - 1;
+        self.send(c, Packet::Connect(Box::new(connect)));
+        c
+    }
+
+    pub fn connect(&mut self, id: &str, version: ProtocolVersion, clean: bool) -> C {
+        self.connect_with(connect_packet(id, version, clean, 0, None))
+    }
+
+    /// Reconnects an existing client slot with a fresh connection.
+    pub fn reconnect(&mut self, c: C, connect: Connect) {
+        let nr = self.shards.len();
+        let shard = home_shard(&connect.client_id, nr).index();
+        let conn = self.shards[shard].open_conn(self.now);
+        let cl = &mut self.clients[c];
+        cl.shard = shard;
+        cl.conn = Some(conn);
+        cl.version = connect.protocol;
+        cl.closed = false;
+        cl.inbox.clear();
+        cl.rx.clear();
+        self.send(c, Packet::Connect(Box::new(connect)));
+    }
+
+    pub fn send(&mut self, c: C, p: Packet) {
+        let cl = &self.clients[c];
+        let Some(conn) = cl.conn else {
+            panic!("client {c} has no connection")
+        };
+        let mut buf = BytesMut::new();
+        encode(&p, cl.version, &mut buf).expect("test packet encodes");
+        let (limits, version) = self.shards[cl.shard]
+            .decode_params(conn)
+            .expect("conn alive");
+        match decode(&mut buf, &limits, version) {
+            Ok(Some(p)) => self.shards[cl.shard].handle_packet(self.now, conn, p),
+            Err(e) => self.shards[cl.shard].decode_error(self.now, conn, e),
+            Ok(None) => panic!("test packet is incomplete"),
+        }
+        self.settle();
+    }
+
+    /// The socket of `c` drops without DISCONNECT.
+    pub fn drop_conn(&mut self, c: C) {
+        let cl = &mut self.clients[c];
+        if let Some(conn) = cl.conn.take() {
+            cl.closed = true;
+            self.shards[cl.shard].conn_lost(self.now, conn);
+        }
+        self.settle();
+    }
+
+    pub fn advance(&mut self, ms: u64) {
+        let end = self.now + ms;
+        while self.now < end {
+            self.now = (self.now + 100).min(end);
+            for s in &mut self.shards {
+                s.handle_timeout(self.now);
+            }
+            self.settle();
+        }
+    }
+
+    /// Runs the mesh and the I/O events until nothing moves.
+    pub fn settle(&mut self) {
+        loop {
+            let mut moved = false;
+            for i in 0..self.shards.len() {
+                let from = ShardId(i as u16);
+                for (to, batch) in self.shards[i].outbox().drain().collect::<Vec<_>>() {
+                    for m in batch {
+                        self.mesh.push_back((from, to, m));
+                    }
+                }
+            }
+            while let Some((from, to, m)) = self.mesh.pop_front() {
+                moved = true;
+                self.shards[to.index()].handle_shard_msg(self.now, from, m);
+            }
+            for i in 0..self.shards.len() {
+                let mut evs = Vec::new();
+                self.shards[i].take_events(&mut evs);
+                for ev in evs {
+                    moved = true;
+                    match ev {
+                        IoEvent::Flush(conn) => {
+                            if let Some(out) = self.shards[i].conn_output(conn) {
+                                self.deliver_bytes(i, conn, &out, false);
+                            }
+                        }
+                        IoEvent::Close(conn, last) => self.deliver_bytes(i, conn, &last, true),
+                    }
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
+    }
+
+    fn deliver_bytes(&mut self, shard: usize, conn: ConnId, bytes: &[u8], close: bool) {
+        let Some(cl) = self
+            .clients
+            .iter_mut()
+            .find(|c| c.shard == shard && c.conn == Some(conn))
+        else {
+            return;
+        };
+        cl.rx.extend_from_slice(bytes);
+        let limits = Limits {
+            max_packet_size: Limits::PROTOCOL_MAX,
+        };
+        while let Some(p) = decode(&mut cl.rx, &limits, cl.version).expect("server output decodes")
+        {
+            cl.inbox.push_back(p);
+        }
+        if close {
+            cl.closed = true;
+            cl.conn = None;
+        }
+    }
+
+    /// Takes every packet `c` received so far.
+    pub fn recv(&mut self, c: C) -> Vec<Packet> {
+        self.clients[c].inbox.drain(..).collect()
+    }
+
+    /// Takes the PUBLISH packets `c` received so far.
+    pub fn publishes(&mut self, c: C) -> Vec<Publish> {
+        self.recv(c)
+            .into_iter()
+            .filter_map(|p| {
+                if let Packet::Publish(p) = p {
+                    Some(p)
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
+
+    pub fn is_closed(&self, c: C) -> bool {
+        self.clients[c].closed
+    }
+
+    pub fn subscribe(&mut self, c: C, pid: u16, filter: &str, qos: QoS) {
+        self.send(c, subscribe_packet(pid, filter, qos));
+    }
+
+    pub fn publish(&mut self, c: C, topic: &str, payload: &str, qos: QoS, retain: bool, pid: u16) {
+        self.send(c, publish_packet(topic, payload, qos, retain, pid));
+    }
+}
+
+pub fn pid(n: u16) -> PacketId {
+    PacketId::new(n).expect("non-zero")
+}
+
+pub fn connect_packet(
+    id: &str,
+    protocol: ProtocolVersion,
+    clean: bool,
+    keep_alive: u16,
+    will: Option<LastWill>,
+) -> Connect {
+    Connect {
+        protocol,
+        clean_start: clean,
+        keep_alive,
+        client_id: ByteStr::from(id),
+        will,
+        username: None,
+        password: None,
+        properties: ConnectProperties::default(),
+    }
+}
+
+pub fn subscribe_packet(p: u16, filter: &str, qos: QoS) -> Packet {
+    Packet::Subscribe(Subscribe {
+        packet_id: pid(p),
+        filters: vec![SubscribeFilter::new(filter, qos)],
+        properties: SubscribeProperties::default(),
+    })
+}
+
+pub fn publish_packet(topic: &str, payload: &str, qos: QoS, retain: bool, p: u16) -> Packet {
+    Packet::Publish(Publish {
+        dup: false,
+        qos,
+        retain,
+        topic: ByteStr::from(topic),
+        packet_id: if qos == QoS::AtMostOnce {
+            None
+        } else {
+            Some(pid(p))
+        },
+        properties: PublishProperties::default(),
+        payload: bytes::Bytes::copy_from_slice(payload.as_bytes()),
+    })
+}
+
+/// A client id whose home is `shard` of `nr`.
+pub fn id_on(prefix: &str, shard: usize, nr: usize) -> String {
+    (0..)
+        .map(|i| format!("{prefix}-{i}"))
+        .find(|id| home_shard(id, nr).index() == shard)
+        .expect("some id lands there")
+}
+
+pub fn connack(p: &Packet) -> &ConnAck {
+    match p {
+        Packet::ConnAck(a) => a,
+        other => panic!("expected CONNACK, got {other:?}"),
+    }
+}
