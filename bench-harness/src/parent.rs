@@ -146,7 +146,7 @@ pub fn run(spec: RunSpec, phases: Phases, command: String) -> Result<()> {
                     && total.pub_finished >= total.publishers;
                 if elapsed >= Duration::from_secs(run_for) || pubs_done {
                     t_pub_end = Some(now);
-                    if pubs && has_subs {
+                    if pubs && (has_subs || spec.qos > 0) {
                         send(&mut ws, Command::Drain);
                         stage = Stage::Draining;
                     } else {
@@ -156,8 +156,12 @@ pub fn run(spec: RunSpec, phases: Phases, command: String) -> Result<()> {
                 }
             }
             Stage::Draining => {
-                let all_in = report::expected(spec.scenario, &total)
-                    .is_some_and(|e| total.received_unique >= e);
+                // Everything sent has arrived (and, at QoS 1/2, been acknowledged).
+                let acked = spec.qos == 0 || total.pub_acked >= total.published;
+                let delivered = !has_subs
+                    || report::expected(spec.scenario, &total)
+                        .is_some_and(|e| total.received_unique >= e);
+                let all_in = acked && delivered;
                 if all_in || now - t_pub_end.unwrap_or(now) >= Duration::from_secs(phases.drain_s) {
                     send(&mut ws, Command::Stop);
                     (stage, t_stop) = (Stage::Stopping, Some(now));
@@ -229,8 +233,12 @@ pub fn run(spec: RunSpec, phases: Phases, command: String) -> Result<()> {
         hists: &hists,
         timing: Timing {
             connect_phase_s: (t_ready - t0).as_secs_f64(),
-            publish_s: (t_pub_end - t_ready).as_secs_f64(),
-            receive_s: (t_last_rx.unwrap_or(t_ready).max(t_ready) - t_ready).as_secs_f64(),
+            // Workers stamp their first and last messages on the shared monotonic clock;
+            // the parent's own view (coarser by a progress interval) is the fallback.
+            publish_s: span(total.first_pub_ns, total.last_pub_ns)
+                .unwrap_or((t_pub_end - t_ready).as_secs_f64()),
+            receive_s: span(total.first_pub_ns, total.last_rx_ns)
+                .unwrap_or((t_last_rx.unwrap_or(t_ready).max(t_ready) - t_ready).as_secs_f64()),
         },
         cpu_us: (cu + pu, cs + ps),
     });
@@ -242,6 +250,11 @@ pub fn run(spec: RunSpec, phases: Phases, command: String) -> Result<()> {
         write!(out, "{}", report::table(&r))?;
     }
     Ok(())
+}
+
+/// Seconds between two monotonic instants, when both exist and differ.
+fn span(from_ns: u64, to_ns: u64) -> Option<f64> {
+    (from_ns > 0 && to_ns > from_ns).then(|| (to_ns - from_ns) as f64 / 1e9)
 }
 
 fn send(ws: &mut [WorkerState], cmd: Command) {

@@ -46,7 +46,9 @@ pub struct Messages {
     pub lost: Option<u64>,
     pub duplicates: u64,
     pub reordered: u64,
-    pub gaps: u64,
+    /// Per-stream gaps; not meaningful (None) for shared subscriptions, where each member
+    /// sees only part of every publisher's stream.
+    pub gaps: Option<u64>,
     pub foreign: u64,
     /// Seconds from `go` to the end of publishing.
     pub publish_s: f64,
@@ -147,7 +149,7 @@ pub fn build(i: Inputs) -> RunReport {
             lost: expected.map(|e| e.saturating_sub(c.received_unique)),
             duplicates: c.duplicates,
             reordered: c.reordered,
-            gaps: c.gaps,
+            gaps: (i.scenario != Scenario::Shared).then_some(c.gaps),
             foreign: c.foreign,
             publish_s: r3(i.timing.publish_s),
             publish_rate: rate(c.published, i.timing.publish_s),
@@ -204,12 +206,19 @@ pub fn table(r: &RunReport) -> String {
             "published    {} (QoS {}, {} B) in {:.2} s = {:.1} msg/s, {} acked\n",
             m.published, m.qos, m.payload, m.publish_s, m.publish_rate, m.acked
         );
-        let exp = m.expected.map_or("-".to_string(), |e| e.to_string());
-        let lost = m.lost.map_or("-".to_string(), |e| e.to_string());
-        s += &format!(
-            "received     {} unique of {} expected = {:.1} msg/s; lost {}, duplicates {}, reordered {}, gaps {}\n",
-            m.unique, exp, m.receive_rate, lost, m.duplicates, m.reordered, m.gaps
-        );
+        let dash = |x: Option<u64>| x.map_or("-".to_string(), |e| e.to_string());
+        if m.received > 0 || m.expected.is_some() {
+            s += &format!(
+                "received     {} unique of {} expected = {:.1} msg/s; lost {}, duplicates {}, reordered {}, gaps {}\n",
+                m.unique,
+                dash(m.expected),
+                m.receive_rate,
+                dash(m.lost),
+                m.duplicates,
+                m.reordered,
+                dash(m.gaps)
+            );
+        }
         if m.foreign > 0 {
             s += &format!(
                 "foreign      {} messages without the harness header\n",

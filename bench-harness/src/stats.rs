@@ -11,18 +11,31 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 /// Declares the counters once so the field list, `AddAssign` and serde never disagree.
+/// `sum` fields add up; `min` / `max` fields are CLOCK_MONOTONIC instants (0 = none yet)
+/// merged by earliest / latest, valid across the processes of one host.
 macro_rules! counters {
-    ($($(#[$m:meta])* $name:ident),* $(,)?) => {
+    (sum { $($(#[$m:meta])* $name:ident),* $(,)? }
+     min { $($(#[$mm:meta])* $min:ident),* $(,)? }
+     max { $($(#[$xm:meta])* $max:ident),* $(,)? }) => {
         /// Event counts of one worker, or of the whole run once merged.
         #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-        pub struct Counters { $($(#[$m])* pub $name: u64,)* }
+        pub struct Counters {
+            $($(#[$m])* pub $name: u64,)*
+            $($(#[$mm])* pub $min: u64,)*
+            $($(#[$xm])* pub $max: u64,)*
+        }
         impl std::ops::AddAssign<&Counters> for Counters {
-            fn add_assign(&mut self, o: &Counters) { $(self.$name += o.$name;)* }
+            fn add_assign(&mut self, o: &Counters) {
+                $(self.$name += o.$name;)*
+                $(if self.$min == 0 || (o.$min != 0 && o.$min < self.$min) { self.$min = o.$min; })*
+                $(self.$max = self.$max.max(o.$max);)*
+            }
         }
     };
 }
 
 counters! {
+    sum {
     /// Connections this run was asked to open.
     conn_target,
     /// TCP connects started.
@@ -62,6 +75,16 @@ counters! {
     /// CPU time of the process that reported (getrusage RUSAGE_SELF).
     cpu_user_us,
     cpu_sys_us,
+    }
+    min {
+        /// When the first message was published.
+        first_pub_ns,
+    }
+    max {
+        /// When the last message was published / received.
+        last_pub_ns,
+        last_rx_ns,
+    }
 }
 
 /// Histogram range: 1 µs to one hour, 3 significant digits (0.1% error).

@@ -224,6 +224,10 @@ impl Conn {
         .write(&mut self.wbuf[start..start + HEADER_LEN]);
         p.seq += 1;
         ctx.counters.published += 1;
+        if ctx.counters.first_pub_ns == 0 {
+            ctx.counters.first_pub_ns = now;
+        }
+        ctx.counters.last_pub_ns = now;
         self.dirty = true;
         self.last_tx_ns = now;
         self.check_finished(ctx);
@@ -340,6 +344,7 @@ impl Conn {
 
     fn on_publish(&mut self, p: &codec::Publish, ctx: &mut Ctx, now: u64) {
         ctx.counters.received += 1;
+        ctx.counters.last_rx_ns = now;
         match (Header::read(&p.payload), self.subs.as_mut()) {
             (Some(h), Some(s)) => {
                 match s.streams.entry(h.publisher).or_default().record(h.seq) {
