@@ -8,7 +8,7 @@
 //! `codec::topic`) and never sends anything. Recursion depth is bounded by the number of
 //! levels of the stored topics, which the broker caps with `limits.max_topic_levels`.
 
-use std::collections::HashMap;
+use crate::level_map::LevelMap;
 use thiserror::Error;
 
 /// How many bytes a retained message accounts for, beyond its topic (which the store adds).
@@ -58,27 +58,25 @@ impl RetainedLimits {
     };
 }
 
-type Children<V> = HashMap<Box<str>, Node<V>, ahash::RandomState>;
-
 struct Node<V> {
     /// The message and the bytes it was accounted with (kept so removal subtracts exactly
     /// what was added).
     value: Option<(V, usize)>,
-    children: Option<Box<Children<V>>>,
+    children: LevelMap<Node<V>>,
 }
 
 impl<V> Default for Node<V> {
     fn default() -> Self {
         Node {
             value: None,
-            children: None,
+            children: LevelMap::Empty,
         }
     }
 }
 
 impl<V> Node<V> {
     fn is_empty(&self) -> bool {
-        self.value.is_none() && self.children.is_none()
+        self.value.is_none() && self.children.is_empty()
     }
 }
 
@@ -136,7 +134,7 @@ impl<V> RetainedStore<V> {
         let mut rest = Some(topic);
         while let Some(r) = rest {
             let (level, next) = split_level(r);
-            node = node.children.as_ref()?.get(level)?;
+            node = node.children.get(level)?;
             rest = next;
         }
         Some(node)
@@ -185,13 +183,7 @@ impl<V> RetainedStore<V> {
         let mut rest = Some(topic);
         while let Some(r) = rest {
             let (level, next) = split_level(r);
-            // An owned key per level even when it exists: this is the retain path, and one
-            // short-lived box per level costs far less than the message it stores.
-            node = node
-                .children
-                .get_or_insert_with(Box::default)
-                .entry(Box::from(level))
-                .or_default();
+            node = node.children.get_or_insert_default(level);
             rest = next;
         }
         let old = node.value.replace((value, size));
@@ -258,9 +250,7 @@ fn walk<V>(
         visit_below(node, at_root, path, f);
         return;
     }
-    let Some(children) = &node.children else {
-        return;
-    };
+    let children = &node.children;
     let base = path.len();
     let mut step = |name: &str, child: &Node<V>, path: &mut String| {
         push_level(path, at_root, name);
@@ -314,11 +304,9 @@ fn push_children<'a, V>(
     parent_len: usize,
     at_root: bool,
 ) {
-    if let Some(children) = &n.children {
-        for (name, child) in children.iter() {
-            if !(at_root && name.starts_with('$')) {
-                stack.push((child, parent_len, name, at_root));
-            }
+    for (name, child) in n.children.iter() {
+        if !(at_root && name.starts_with('$')) {
+            stack.push((child, parent_len, name, at_root));
         }
     }
 }
@@ -328,16 +316,10 @@ fn remove_rec<V>(node: &mut Node<V>, rest: Option<&str>) -> Option<(V, usize)> {
         return node.value.take();
     };
     let (level, next) = split_level(rest);
-    let map = node.children.as_deref_mut()?;
-    let child = map.get_mut(level)?;
+    let child = node.children.get_mut(level)?;
     let v = remove_rec(child, next);
     if child.is_empty() {
-        map.remove(level);
-        if map.is_empty() {
-            node.children = None;
-        } else if map.capacity() > 64 && map.len() * 4 < map.capacity() {
-            map.shrink_to_fit();
-        }
+        node.children.remove(level);
     }
     v
 }
@@ -353,14 +335,12 @@ impl<'a, V> Iterator for Iter<'a, V> {
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             let (node, path) = self.stack.pop()?;
-            if let Some(children) = &node.children {
-                for (name, child) in children.iter() {
-                    let p = match &path {
-                        None => name.to_string(),
-                        Some(p) => format!("{p}/{name}"),
-                    };
-                    self.stack.push((child, Some(p)));
-                }
+            for (name, child) in node.children.iter() {
+                let p = match &path {
+                    None => name.to_string(),
+                    Some(p) => format!("{p}/{name}"),
+                };
+                self.stack.push((child, Some(p)));
             }
             if let (Some((v, _)), Some(p)) = (&node.value, path) {
                 return Some((p, v));

@@ -8,16 +8,15 @@
 //! nothing panics on bad input. Matching never allocates.
 //!
 //! Shape of a node: `value` for the filter ending here, `hash` for `<here>/#` (a `#` is always
-//! the last level, so it needs no node of its own), `plus` for the `+` child and `children`
-//! for literal levels. The literal map is boxed and absent on leaves, which keeps the common
-//! leaf small. Empty nodes are pruned on removal, so churn leaves no residue.
+//! the last level, so it needs no node of its own; boxed, as few nodes have one), `plus` for
+//! the `+` child and `children` for literal levels (a [`LevelMap`]: nothing on leaves, an
+//! exact-size vector for a few children, a map for many). Empty nodes are pruned on removal,
+//! so churn leaves no residue.
 //!
 //! Recursion depth is bounded by the depth of the stored filters (the broker caps levels with
 //! `limits.max_topic_levels`), never by the length of the topic being matched.
 
-use std::collections::HashMap;
-
-type Children<V> = HashMap<Box<str>, Node<V>, ahash::RandomState>;
+use crate::level_map::LevelMap;
 
 /// A map from topic filter to `V` with MQTT wildcard matching.
 pub struct TopicTrie<V> {
@@ -27,9 +26,9 @@ pub struct TopicTrie<V> {
 
 struct Node<V> {
     value: Option<V>,
-    hash: Option<V>,
+    hash: Option<Box<V>>,
     plus: Option<Box<Node<V>>>,
-    children: Option<Box<Children<V>>>,
+    children: LevelMap<Node<V>>,
 }
 
 impl<V> Default for Node<V> {
@@ -38,7 +37,7 @@ impl<V> Default for Node<V> {
             value: None,
             hash: None,
             plus: None,
-            children: None,
+            children: LevelMap::Empty,
         }
     }
 }
@@ -48,14 +47,14 @@ impl<V> Node<V> {
         self.value.is_none()
             && self.hash.is_none()
             && self.plus.is_none()
-            && self.children.is_none()
+            && self.children.is_empty()
     }
 
     fn child(&self, level: &str) -> Option<&Node<V>> {
         if level == "+" {
             self.plus.as_deref()
         } else {
-            self.children.as_ref().and_then(|m| m.get(level))
+            self.children.get(level)
         }
     }
 
@@ -63,17 +62,14 @@ impl<V> Node<V> {
         if level == "+" {
             self.plus.as_deref_mut()
         } else {
-            self.children.as_mut().and_then(|m| m.get_mut(level))
+            self.children.get_mut(level)
         }
     }
 
     #[cfg(test)]
     fn count_nodes(&self) -> usize {
         1 + self.plus.as_ref().map_or(0, |p| p.count_nodes())
-            + self
-                .children
-                .as_ref()
-                .map_or(0, |m| m.values().map(Node::count_nodes).sum())
+            + self.children.values().map(Node::count_nodes).sum::<usize>()
     }
 }
 
@@ -121,17 +117,12 @@ impl<V> TopicTrie<V> {
                 if node.hash.is_none() {
                     *len += 1;
                 }
-                return node.hash.get_or_insert_with(make);
+                return node.hash.get_or_insert_with(|| Box::new(make()));
             }
             node = if level == "+" {
                 node.plus.get_or_insert_with(Box::default)
             } else {
-                // `entry` needs an owned key even when the level exists; this is the
-                // subscribe path, not the publish path, so one short-lived box is acceptable.
-                node.children
-                    .get_or_insert_with(Box::default)
-                    .entry(Box::from(level))
-                    .or_default()
+                node.children.get_or_insert_default(level)
             };
             rest = next;
         }
@@ -155,7 +146,7 @@ impl<V> TopicTrie<V> {
         while let Some(r) = rest {
             let (level, next) = split_level(r);
             if level == "#" && next.is_none() {
-                return node.hash.as_ref();
+                return node.hash.as_deref();
             }
             node = node.child(level)?;
             rest = next;
@@ -169,7 +160,7 @@ impl<V> TopicTrie<V> {
         while let Some(r) = rest {
             let (level, next) = split_level(r);
             if level == "#" && next.is_none() {
-                return node.hash.as_mut();
+                return node.hash.as_deref_mut();
             }
             node = node.child_mut(level)?;
             rest = next;
@@ -201,14 +192,14 @@ impl<V> TopicTrie<V> {
         let (first, rest) = split_level(topic);
         let root = &self.root;
         if !first.starts_with('$') {
-            if let Some(v) = &root.hash {
+            if let Some(v) = root.hash.as_deref() {
                 f(v);
             }
             if let Some(p) = &root.plus {
                 match_rec(p, rest, &mut f);
             }
         }
-        if let Some(c) = root.children.as_ref().and_then(|m| m.get(first)) {
+        if let Some(c) = root.children.get(first) {
             match_rec(c, rest, &mut f);
         }
     }
@@ -231,7 +222,7 @@ impl<V> TopicTrie<V> {
 /// `node` has matched every level before `rest`; `rest == None` means the topic is consumed.
 fn match_rec<'a, V>(node: &'a Node<V>, rest: Option<&str>, f: &mut impl FnMut(&'a V)) {
     // `<here>/#` matches this level itself and anything below it.
-    if let Some(v) = &node.hash {
+    if let Some(v) = node.hash.as_deref() {
         f(v);
     }
     let Some(rest) = rest else {
@@ -244,7 +235,7 @@ fn match_rec<'a, V>(node: &'a Node<V>, rest: Option<&str>, f: &mut impl FnMut(&'
     if let Some(p) = &node.plus {
         match_rec(p, next, f);
     }
-    if let Some(c) = node.children.as_ref().and_then(|m| m.get(level)) {
+    if let Some(c) = node.children.get(level) {
         match_rec(c, next, f);
     }
 }
@@ -255,7 +246,7 @@ fn remove_rec<V>(node: &mut Node<V>, rest: Option<&str>) -> Option<V> {
     };
     let (level, next) = split_level(rest);
     if level == "#" && next.is_none() {
-        return node.hash.take();
+        return node.hash.take().map(|b| *b);
     }
     if level == "+" {
         let child = node.plus.as_deref_mut()?;
@@ -265,18 +256,10 @@ fn remove_rec<V>(node: &mut Node<V>, rest: Option<&str>) -> Option<V> {
         }
         return v;
     }
-    let map = node.children.as_deref_mut()?;
-    let child = map.get_mut(level)?;
+    let child = node.children.get_mut(level)?;
     let v = remove_rec(child, next);
     if child.is_empty() {
-        map.remove(level);
-        if map.is_empty() {
-            node.children = None;
-        } else if map.capacity() > 64 && map.len() * 4 < map.capacity() {
-            // Give back memory after a burst of churn; shrinking only below a quarter keeps
-            // the cost amortized O(1) per removal.
-            map.shrink_to_fit();
-        }
+        node.children.remove(level);
     }
     v
 }
@@ -304,12 +287,10 @@ impl<'a, V> Iterator for Iter<'a, V> {
             if let Some(p) = &node.plus {
                 self.stack.push((p, Some(join("+"))));
             }
-            if let Some(m) = &node.children {
-                for (level, c) in m.iter() {
-                    self.stack.push((c, Some(join(level))));
-                }
+            for (level, c) in node.children.iter() {
+                self.stack.push((c, Some(join(level))));
             }
-            if let Some(v) = &node.hash {
+            if let Some(v) = node.hash.as_deref() {
                 self.pending.push((join("#"), v));
             }
             if let (Some(v), Some(p)) = (&node.value, path) {
