@@ -1,6 +1,6 @@
 //! Encoding: [`Packet`]s to bytes for one protocol version (§2, §3).
 //!
-//! Every packet except PUBLISH is written in two passes over the same code: a [`Counter`]
+//! Every packet except PUBLISH is written in two passes over the same code: a `Counter`
 //! pass measures the remaining length (and finds any [`EncodeError`] before a byte is
 //! written), then the real pass writes into space reserved once. PUBLISH, the hot path,
 //! adds up its few lengths directly (see `encode/publish.rs`). On error `out` is unchanged.

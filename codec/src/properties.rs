@@ -1,7 +1,7 @@
 //! MQTT 5 properties (§2.2.2): the 27 identifiers with their types, and decoding of each
 //! packet's property set with the spec's checks.
 //!
-//! A property set is read in two steps: [`PropReader`] turns the wire into `(id, value)`
+//! A property set is read in two steps: `PropReader` turns the wire into `(id, value)`
 //! pairs, typed by the identifier's table entry and checked for duplicates (only User
 //! Property and Subscription Identifier may repeat); then each packet's `decode_*` function
 //! matches the pairs onto its struct. A pair that packet has no arm for is a property that
