@@ -15,11 +15,14 @@ use crate::types::{ProtocolVersion, QoS};
 use crate::wire::{read_packet_id, read_str, read_u8};
 use bytes::Bytes;
 
+/// Always `Some` on success; the `Option` is there so the value is built in the caller's
+/// return slot (see `decode`).
 pub(super) fn decode_publish(
     flags: u8,
-    b: &mut Bytes,
+    mut body: Bytes,
     version: ProtocolVersion,
-) -> Result<Publish, DecodeError> {
+) -> Result<Option<Packet>, DecodeError> {
+    let b = &mut body;
     let dup = flags & 0b1000 != 0;
     let qos = QoS::from_u8((flags >> 1) & 0b11).ok_or(DecodeError::PublishQoS3)?;
     let retain = flags & 0b0001 != 0;
@@ -42,16 +45,15 @@ pub(super) fn decode_publish(
     } else {
         topic::validate_name(&topic)?;
     }
-    let payload = std::mem::take(b);
-    Ok(Publish {
+    Ok(Some(Packet::Publish(Publish {
         dup,
         qos,
         retain,
         topic,
         packet_id,
         properties,
-        payload,
-    })
+        payload: body,
+    })))
 }
 
 /// The four acknowledgements share one body. 3.x: the packet id and nothing else.
