@@ -18,7 +18,11 @@
 //! - [`encode`](mod@encode): [`encode()`], [`encoded_len`], per-family writers in `encode/`.
 //! - [`encoded_publish`]: [`EncodedPublish`], a PUBLISH frame encoded once and written to
 //!   many subscribers with only the packet id and DUP patched.
-//! - [`topic`]: topic name / filter validation, `$share/` parsing and matching.
+//! - [`topic`]: topic name / filter validation, `$share/` parsing and matching (its unit
+//!   tests, the spec's §4.7 examples, are in `topic_tests.rs`).
+//!
+//! Wire-format tests with annotated byte vectors, one per packet and version, and one
+//! negative test per rule, are one test binary in `tests/wire/`.
 
 pub mod decode;
 pub mod encode;
