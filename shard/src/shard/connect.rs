@@ -30,7 +30,9 @@ impl Shard {
             assigned = Some(id.clone());
             id
         } else {
-            connect.client_id.clone()
+            // A compact copy: the decoded id is a slice of the read buffer and would keep the
+            // whole buffer alive for the life of the session.
+            ByteStr::from(connect.client_id.as_str())
         };
         if client_id.len() > self.cfg.max_client_id_len {
             return self.refuse(now_ms, conn, ReasonCode::ClientIdentifierNotValid);
@@ -102,7 +104,12 @@ impl Shard {
             s.conn = Some(conn);
             s.epoch = s.epoch.wrapping_add(1);
             s.expiry_secs = session_expiry;
-            s.will = connect.will.map(Box::new);
+            s.will = connect.will.map(|mut w| {
+                // Same reason as the client id: do not pin the read buffer.
+                w.topic = ByteStr::from(w.topic.as_str());
+                w.payload = bytes::Bytes::copy_from_slice(&w.payload);
+                Box::new(w)
+            });
         }
         if let Some(c) = self.conn_mut(conn) {
             c.session = Some(key);
