@@ -1,0 +1,290 @@
+#!/usr/bin/env bash
+# bench-vs-peers.sh: the same scenarios against ringmq, Mosquitto and any broker given by a
+# start command, each broker pinned to the same CPUs (taskset) and started fresh for every
+# scenario, the harness pinned to the other CPUs. Prints a side-by-side markdown table with
+# ratios against Mosquitto; --record appends it, with the command and date, to
+# docs/benchmarks.md.
+#
+# Scenarios (ringmq-bench):
+#   p2p     QoS 1, 500 pairs, closed loop (-I 0, --inflight 8): as fast as the broker acks
+#   fanin   QoS 1, 100 publishers -> 1 subscriber, 10,000 msg/s offered (-I 10)
+#   fanout  QoS 0, 1 publisher -> 1000 subscribers at 100 msg/s (100,000 deliveries/s offered)
+#   shared  QoS 1, 1000 publishers -> 5 members of $share/g/..., 10,000 msg/s offered (-I 100)
+# p2p measures the most a broker moves (each pair's subscriber keeps up, so nothing queues
+# but the window); the others offer a fixed load, since a closed loop into one slow consumer
+# only measures how much a broker acknowledges and then drops.
+#   idle    15,000 idle connections: broker RSS per connection and connect rate (million.sh)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ORIG_ARGS=("$@")
+
+usage() {
+  cat <<EOF
+Usage: $(basename "$0") [--broker NAME='START COMMAND with {port}']... [--no-ringmq]
+                        [--no-mosquitto] [--broker-cpus LIST] [--harness-cpus LIST]
+                        [--duration SECS] [--scenarios LIST] [--port PORT] [--record] [--help]
+
+  --broker NAME=CMD  another broker; {port} is replaced by the port, {ncpus} by the number of
+                     broker CPUs. CMD must stay in the foreground. Repeatable.
+  --no-ringmq        leave ringmq out (it is skipped anyway when its binary is absent or
+                     fails to start)
+  --no-mosquitto     leave Mosquitto out
+  --broker-cpus L    CPUs for the broker (default 0)
+  --harness-cpus L   CPUs for ringmq-bench (default: every other CPU)
+  --duration S       seconds of publishing per scenario (default 10)
+  --scenarios L      comma-separated subset of p2p,fanin,fanout,shared,idle (default all)
+  --port P           broker port (default 18840)
+  --record           append the table to docs/benchmarks.md (BENCHMARKS_MD= overrides the path)
+
+Environment: RINGMQ (broker binary), BENCH (ringmq-bench binary); default target/release/.
+EOF
+}
+
+BROKERS=()     # "name=command"
+WANT_RINGMQ=1
+WANT_MOSQUITTO=1
+BROKER_CPUS=0
+HARNESS_CPUS=""
+DURATION=10
+SCENARIOS="p2p,fanin,fanout,shared,idle"
+PORT=18840
+RECORD=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --broker) BROKERS+=("$2"); shift ;;
+    --broker=*) BROKERS+=("${1#*=}") ;;
+    --no-ringmq) WANT_RINGMQ=0 ;;
+    --no-mosquitto) WANT_MOSQUITTO=0 ;;
+    --broker-cpus) BROKER_CPUS=$2; shift ;;
+    --harness-cpus) HARNESS_CPUS=$2; shift ;;
+    --duration) DURATION=$2; shift ;;
+    --scenarios) SCENARIOS=$2; shift ;;
+    --port) PORT=$2; shift ;;
+    --record) RECORD=1 ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "bench-vs-peers.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+say() { echo "== $*" >&2; }
+
+cpu_list() { # expand "0,2-3" to "0 2 3"
+  python3 -c "
+import sys
+out=[]
+for p in sys.argv[1].split(','):
+    a,_,b=p.partition('-'); out+=range(int(a), int(b or a)+1)
+print(' '.join(map(str,out)))" "$1"
+}
+NCPUS_BROKER=$(cpu_list "$BROKER_CPUS" | wc -w)
+if [ -z "$HARNESS_CPUS" ]; then
+  HARNESS_CPUS=$(python3 -c "
+import os
+mine=set(map(int, '$(cpu_list "$BROKER_CPUS")'.split()))
+rest=[c for c in sorted(os.sched_getaffinity(0)) if c not in mine]
+print(','.join(map(str, rest)))")
+  [ -n "$HARNESS_CPUS" ] || { echo "bench-vs-peers.sh: no CPU left for the harness; give --harness-cpus" >&2; exit 2; }
+fi
+NCPUS_HARNESS=$(cpu_list "$HARNESS_CPUS" | wc -w)
+
+find_bin() {
+  local name=$1 given=${2:-}
+  if [ -n "$given" ]; then echo "$given"; return; fi
+  for d in "$ROOT/target/release" "${CARGO_TARGET_DIR:-/nonexistent}/release"; do
+    if [ -x "$d/$name" ]; then echo "$d/$name"; return; fi
+  done
+  echo ""
+}
+BENCH=$(find_bin ringmq-bench "${BENCH:-}")
+if [ -z "$BENCH" ]; then
+  say "building ringmq-bench (release)"
+  (cd "$ROOT" && cargo build --release -q -p ringmq-bench)
+  BENCH=$(find_bin ringmq-bench "")
+fi
+export BENCH
+
+# --- the brokers -------------------------------------------------------------------------------
+LIST=()   # "name=command", in column order
+if [ $WANT_RINGMQ = 1 ]; then
+  R=$(find_bin ringmq "${RINGMQ:-}")
+  if [ -z "$R" ]; then
+    say "ringmq: skipped, no binary (cargo build --release -p ringmq, or set RINGMQ=)"
+  else
+    LIST+=("ringmq=$R --listen 127.0.0.1:{port} --shards {ncpus}")
+  fi
+fi
+if [ $WANT_MOSQUITTO = 1 ]; then
+  if command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ]; then
+    LIST+=("mosquitto=mosquitto")
+  else
+    say "mosquitto: skipped, not installed (apt-get install mosquitto)"
+  fi
+fi
+for b in "${BROKERS[@]}"; do
+  [[ $b == *=* ]] || { echo "bench-vs-peers.sh: --broker wants NAME='command', got '$b'" >&2; exit 2; }
+  LIST+=("$b")
+done
+[ ${#LIST[@]} -gt 0 ] || { echo "bench-vs-peers.sh: no broker to run" >&2; exit 1; }
+
+TMP=$(mktemp -d /tmp/bench-vs-peers.XXXXXX)
+BPID=""
+stop_broker() {
+  if [ -n "$BPID" ] && kill -0 "$BPID" 2>/dev/null; then
+    kill -TERM "$BPID" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$BPID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$BPID" 2>/dev/null || true
+    wait "$BPID" 2>/dev/null || true
+  fi
+  BPID=""
+}
+trap 'stop_broker; rm -rf "$TMP"' EXIT
+
+expand_cmd() { # command -> runnable command line
+  local cmd=$1
+  if [ "$cmd" = mosquitto ]; then
+    printf 'listener %s 127.0.0.1\nallow_anonymous true\nmax_connections -1\n' "$PORT" >"$TMP/mosquitto.conf"
+    cmd="$(command -v mosquitto || echo /usr/sbin/mosquitto) -c $TMP/mosquitto.conf"
+  fi
+  cmd=${cmd//\{port\}/$PORT}
+  echo "${cmd//\{ncpus\}/$NCPUS_BROKER}"
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; }
+
+start_broker() { # name command -> 0 when listening
+  local name=$1 cmd
+  cmd=$(expand_cmd "$2")
+  if port_open; then
+    echo "bench-vs-peers.sh: port $PORT is already in use; give --port" >&2
+    exit 1
+  fi
+  taskset -c "$BROKER_CPUS" bash -c "exec $cmd" >"$TMP/$name.log" 2>&1 &
+  BPID=$!
+  for _ in $(seq 100); do
+    port_open && return 0
+    kill -0 "$BPID" 2>/dev/null || break
+    sleep 0.1
+  done
+  say "$name: did not start listening on port $PORT within 10 s; skipped. Its output:"
+  tail -5 "$TMP/$name.log" >&2 || true
+  stop_broker
+  return 1
+}
+
+scenario_args() {
+  case "$1" in
+    p2p) echo "p2p -c 500 -q 1 -I 0 --inflight 8 -R 5000" ;;
+    fanin) echo "fanin -c 100 -q 1 -I 10 -R 5000" ;;
+    fanout) echo "fanout -c 1000 -q 0 -I 10 -R 5000" ;;
+    shared) echo "shared -c 1000 --subs 5 -q 1 -I 100 -R 5000" ;;
+  esac
+}
+
+NAMES=()
+for entry in "${LIST[@]}"; do
+  name=${entry%%=*}
+  cmd=${entry#*=}
+  ok=1
+  for sc in ${SCENARIOS//,/ }; do
+    if [ "$sc" = idle ]; then
+      say "$name: idle 15000 (million.sh)"
+      if "$ROOT/scripts/million.sh" -n 15000 -r 5000 --hold 3 --port "$PORT" --no-check --kv \
+          --name "$name" --cpus "$BROKER_CPUS" --broker "$(expand_cmd "$cmd")" >"$TMP/$name.idle.out" 2>"$TMP/$name.idle.err"; then
+        grep '^kv ' "$TMP/$name.idle.out" >"$TMP/$name.idle.kv"
+      else
+        say "$name: idle run failed:"; tail -5 "$TMP/$name.idle.err" >&2
+      fi
+      continue
+    fi
+    args=$(scenario_args "$sc")
+    [ -n "$args" ] || { echo "bench-vs-peers.sh: unknown scenario '$sc'" >&2; exit 2; }
+    start_broker "$name" "$cmd" || { ok=0; break; }
+    sleep 0.3
+    say "$name: $sc ($args --duration $DURATION)"
+    # shellcheck disable=SC2086
+    if ! taskset -c "$HARNESS_CPUS" "$BENCH" $args -p "$PORT" --duration "$DURATION" --json >"$TMP/$name.$sc.json" 2>"$TMP/$name.$sc.err"; then
+      say "$name: $sc failed:"; tail -5 "$TMP/$name.$sc.err" >&2
+      rm -f "$TMP/$name.$sc.json"
+    fi
+    stop_broker
+  done
+  [ $ok = 1 ] && NAMES+=("$name")
+done
+[ ${#NAMES[@]} -gt 0 ] || { echo "bench-vs-peers.sh: no broker ran" >&2; exit 1; }
+
+# --- the table -----------------------------------------------------------------------------------
+TABLE=$(python3 - "$TMP" "$SCENARIOS" "$NCPUS_HARNESS" "${NAMES[@]}" <<'PY'
+import json, os, sys
+tmp, scenarios, ncpus_h, names = sys.argv[1], sys.argv[2].split(','), int(sys.argv[3]), sys.argv[4:]
+ref = 'mosquitto' if 'mosquitto' in names else names[0]
+others = [n for n in names if n != ref]
+titles = {
+    'p2p': 'p2p QoS1 500 pairs, closed loop', 'fanin': 'fanin QoS1 100->1 @10k/s',
+    'fanout': 'fanout QoS0 1->1000 @100/s', 'shared': 'shared QoS1 1000->5 @10k/s',
+    'idle': 'idle 15,000 conns',
+}
+def load(n, sc):
+    if sc == 'idle':
+        p = f'{tmp}/{n}.idle.kv'
+        if not os.path.exists(p): return None
+        return dict(kv.split('=', 1) for kv in open(p).read().split()[1:])
+    p = f'{tmp}/{n}.{sc}.json'
+    return json.load(open(p)) if os.path.exists(p) else None
+def metrics(sc, r):
+    if r is None: return None
+    if sc == 'idle':
+        return [('bytes/conn (lower is better)', float(r['bytes_per_conn'])),
+                ('conn/s', float(r['conn_rate']))]
+    m, l = r['messages'], r['latency_us']
+    return [('received msg/s', m['receive_rate']), ('latency p50 ms', l['p50'] / 1000),
+            ('latency p99 ms', l['p99'] / 1000), ('lost', m['lost'] or 0)]
+def fmt(v):
+    if v is None: return '-'
+    if isinstance(v, float) and v != int(v) and abs(v) < 100: return f'{v:.2f}'
+    return f'{int(round(v)):,}'
+head = ['scenario', 'metric'] + names + [f'{o} / {ref}' for o in others]
+rows, notes = [], []
+for sc in scenarios:
+    per = {n: metrics(sc, load(n, sc)) for n in names}
+    keys = next((m for m in per.values() if m), None)
+    if keys is None: continue
+    for i, (label, _) in enumerate(keys):
+        vals = {n: (per[n][i][1] if per[n] else None) for n in names}
+        ratios = []
+        for o in others:
+            a, b = vals[o], vals[ref]
+            ratios.append(f'{a / b:.2f}x' if a is not None and b and label != 'lost' else '')
+        rows.append([titles.get(sc, sc) if i == 0 else '', label] + [fmt(vals[n]) for n in names] + ratios)
+    for n in names:
+        r = load(n, sc)
+        if sc != 'idle' and r:
+            h = r['harness']; wall = r['connections']['connect_phase_s'] + r['messages']['publish_s']
+            busy = (h['cpu_user_s'] + h['cpu_sys_s']) / wall / ncpus_h if wall > 0 else 0
+            if busy > 0.8:
+                notes.append(f'- {n} / {sc}: the harness used {busy:.0%} of its {ncpus_h} CPU(s); that result may be harness-bound.')
+out = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+out += ['| ' + ' | '.join(r) + ' |' for r in rows]
+print('\n'.join(out + ([''] + notes if notes else [])))
+PY
+)
+echo
+echo "$TABLE"
+
+if [ $RECORD = 1 ]; then
+  MD=${BENCHMARKS_MD:-$ROOT/docs/benchmarks.md}
+  [ -f "$MD" ] || printf '# Benchmarks\n\nRecorded runs, newest last. Each section says how to reproduce it.\n' >"$MD"
+  CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+  {
+    echo
+    echo "## bench-vs-peers, $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo
+    echo "Host: $(nproc) CPUs ($CPU_MODEL), Linux $(uname -r). Broker on CPU $BROKER_CPUS, harness on CPU $HARNESS_CPUS; ${DURATION} s per scenario; each broker started fresh per scenario."
+    echo
+    echo "Command: \`scripts/bench-vs-peers.sh ${ORIG_ARGS[*]}\`"
+    echo
+    echo "$TABLE"
+  } >>"$MD"
+  say "appended to $MD"
+fi
