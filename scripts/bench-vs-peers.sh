@@ -6,7 +6,7 @@
 # docs/benchmarks.md.
 #
 # Scenarios (ringmq-bench):
-#   p2p     QoS 1, 500 pairs, closed loop (-I 0, --inflight 8): as fast as the broker acks
+#   p2p     QoS 1, 500 pairs, closed loop (-I 0, --inflight 2): as fast as the broker acks
 #   fanin   QoS 1, 100 publishers -> 1 subscriber, 10,000 msg/s offered (-I 10)
 #   fanout  QoS 0, 1 publisher -> 1000 subscribers at 100 msg/s (100,000 deliveries/s offered)
 #   shared  QoS 1, 1000 publishers -> 5 members of $share/g/..., 10,000 msg/s offered (-I 100)
@@ -175,7 +175,7 @@ start_broker() { # name command -> 0 when listening
 
 scenario_args() {
   case "$1" in
-    p2p) echo "p2p -c 500 -q 1 -I 0 --inflight 8 -R 5000" ;;
+    p2p) echo "p2p -c 500 -q 1 -I 0 --inflight 2 -R 5000" ;;
     fanin) echo "fanin -c 100 -q 1 -I 10 -R 5000" ;;
     fanout) echo "fanout -c 1000 -q 0 -I 10 -R 5000" ;;
     shared) echo "shared -c 1000 --subs 5 -q 1 -I 100 -R 5000" ;;

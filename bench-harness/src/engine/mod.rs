@@ -169,9 +169,11 @@ impl Worker {
             if self.next_plan < self.plan.len() && self.pending < MAX_PENDING {
                 wake = wake.min(self.connect_pacer.next_due().unwrap_or(now));
             }
-            if let Some(p) = &self.pub_pacer {
+            // An unlimited schedule has no due time: the loop then wakes on acks and on
+            // writability (or right away when `more`), never by spinning.
+            if let Some(due) = self.pub_pacer.as_ref().and_then(Pacer::next_due) {
                 if !self.draining && !self.pub_slots.is_empty() {
-                    wake = wake.min(p.next_due().unwrap_or(now));
+                    wake = wake.min(due);
                 }
             }
             let timeout = if more {
@@ -404,7 +406,8 @@ impl Worker {
             match sys::write(c.fd, &c.wbuf) {
                 Ok(n) => {
                     self.ctx.counters.bytes_out += n as u64;
-                    let _ = c.wbuf.split_to(n);
+                    // advance, not split_to: no new handle, the buffer is reused in place.
+                    bytes::Buf::advance(&mut c.wbuf, n);
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
                     c.writable = false;
@@ -440,8 +443,10 @@ impl Worker {
             return false;
         }
         let unlimited = pacer.unlimited();
+        // Unlimited: up to 256 messages per publisher per turn (QoS 0 stops earlier at the
+        // write buffer's high-water mark, QoS 1/2 at the inflight window).
         let cap = if unlimited {
-            16 * np as u64
+            256 * np as u64
         } else {
             pacer.ready(now)
         };
