@@ -13,12 +13,14 @@
 //! - `startup`: turns the validated config into what the shards run with.
 //! - `logging`: the tracing subscriber (EnvFilter levels per module, RUST_LOG, text|json).
 
+#[cfg(feature = "alloc-stats")]
+pub mod alloc_stats;
 pub mod cli;
 pub mod config;
 pub mod config_schema;
 pub mod config_validate;
+pub mod engine;
 pub mod logging;
 pub mod rlimit;
-pub mod engine;
 pub mod signals;
 pub mod startup;

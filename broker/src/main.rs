@@ -6,11 +6,18 @@ use std::process::ExitCode;
 use broker::cli::{config_error_lines, effective_config, run_check_config, Cli};
 use clap::Parser;
 
+#[cfg(not(feature = "alloc-stats"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+#[cfg(feature = "alloc-stats")]
+#[global_allocator]
+static GLOBAL: broker::alloc_stats::Counting = broker::alloc_stats::Counting;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    #[cfg(feature = "alloc-stats")]
+    broker::alloc_stats::start_reporter();
     if cli.check_config {
         return run_check_config(&cli);
     }

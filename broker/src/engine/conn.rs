@@ -1,159 +1,198 @@
-//! The life of one connection on its executor: read into the shared buffer, decode, feed
-//! the shard; hand the socket to the client's home shard after CONNECT when that is another
-//! shard.
+//! Connections on an executor: one poller task reads every socket of the shard.
 //!
-//! A connection holds no read buffer while idle: bytes are read into the executor's shared
-//! buffer and only an incomplete packet's bytes are kept in the connection's own buffer,
-//! which is released as soon as it is empty.
+//! There is no task per connection. A socket's pending read is a glommio poll whose waker is
+//! the connection's slot number (`waker::slot_waker`); when it fires, the slot is queued and
+//! the single poller task reads it into the executor's shared 64 KiB buffer, decodes, and
+//! feeds the shard. Only an incomplete packet's bytes are copied into the connection's own
+//! buffer, released as soon as it is empty. After CONNECT, a connection whose client is
+//! homed on another shard is handed over (`dup`ed fd, CONNECT and unread bytes).
 
-use super::ctx::{now_ms, ConnIo, Ctx};
+use super::ctx::{now_ms, Ctx, IoSlot};
 use super::mesh::MeshMsg;
+use super::waker::{mark_ready, slot_waker, take_ready};
 use bytes::BytesMut;
 use codec::{Connect, Packet};
+use futures_lite::AsyncRead;
 use glommio::net::TcpStream;
 use shard::{home_shard, ConnId};
-use std::cell::{Cell, RefCell};
 use std::os::unix::io::AsRawFd;
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::{Context, Poll};
 
-/// How a connection's task ended.
-enum End {
-    /// Socket closed, failed, or the shard closed it.
-    Closed,
-    /// Handed to another shard; nothing to clean up in the shard state.
-    HandedOff,
-}
+/// Reads per connection per poller pass before others get their turn.
+const READ_BUDGET: usize = 4;
 
-/// Runs a connection accepted here (`first` is None) or handed to us with its CONNECT.
-pub async fn run(ctx: Rc<Ctx>, stream: TcpStream, first: Option<(Box<Connect>, BytesMut)>) {
+/// Registers a socket accepted here (`first` None) or handed over with its CONNECT.
+pub fn add(ctx: &Rc<Ctx>, stream: TcpStream, first: Option<(Box<Connect>, BytesMut)>) {
     let _ = stream.set_nodelay(true);
     let fd = stream.as_raw_fd();
-    let conn = ctx.shard.borrow_mut().open_conn(now_ms());
-    let io = Rc::new(ConnIo {
-        stream: RefCell::new(stream),
-        fd,
-        write_blocked: Cell::new(false),
-        closed: Cell::new(false),
-    });
-    ctx.io.borrow_mut().insert(conn, io.clone());
-    let mut buf = BytesMut::new();
-    let mut connected = false;
-    if let Some((connect, leftover)) = first {
-        ctx.shard
-            .borrow_mut()
-            .handle_connect(now_ms(), conn, connect);
-        connected = true;
-        buf = leftover;
-    }
-    let end = drive(&ctx, &io, conn, &mut buf, &mut connected).await;
-    if let End::Closed = end {
-        ctx.shard.borrow_mut().conn_lost(now_ms(), conn);
-    }
-    ctx.io.borrow_mut().remove(&conn);
-    ctx.kick();
-}
-
-async fn drive(
-    ctx: &Rc<Ctx>,
-    io: &Rc<ConnIo>,
-    conn: ConnId,
-    buf: &mut BytesMut,
-    connected: &mut bool,
-) -> End {
-    loop {
-        if !buf.is_empty() {
-            if let Some(end) = process(ctx, io, conn, buf, connected) {
-                return end;
-            }
-            ctx.kick();
-        }
-        if io.closed.get() {
-            return End::Closed;
-        }
-        let n = futures_lite::future::poll_fn(|cx| {
-            let mut scratch = ctx.read_buf.borrow_mut();
-            let mut s = io.stream.borrow_mut();
-            match futures_lite::AsyncRead::poll_read(
-                std::pin::Pin::new(&mut *s),
-                cx,
-                &mut scratch[..],
-            ) {
-                std::task::Poll::Ready(Ok(n)) => {
-                    buf.extend_from_slice(&scratch[..n]);
-                    std::task::Poll::Ready(Ok(n))
-                }
-                other => other,
-            }
-        })
-        .await;
-        match n {
-            Ok(0) | Err(_) => return End::Closed,
-            Ok(_) => {}
-        }
-    }
-}
-
-/// Decodes and handles every complete packet in `buf`. Returns how the connection ended,
-/// or None to keep reading.
-fn process(
-    ctx: &Rc<Ctx>,
-    io: &Rc<ConnIo>,
-    conn: ConnId,
-    buf: &mut BytesMut,
-    connected: &mut bool,
-) -> Option<End> {
     let now = now_ms();
-    loop {
-        if io.closed.get() {
-            return Some(End::Closed);
+    let conn = ctx.shard.borrow_mut().open_conn(now);
+    let mut slot = IoSlot {
+        conn,
+        stream,
+        fd,
+        buf: BytesMut::new(),
+        connected: false,
+        write_blocked: false,
+    };
+    if let Some((connect, leftover)) = first {
+        slot.connected = true;
+        slot.buf = leftover;
+        ctx.insert_io(slot);
+        ctx.shard.borrow_mut().handle_connect(now, conn, connect);
+        ctx.kick();
+    } else {
+        ctx.insert_io(slot);
+    }
+    mark_ready(conn.slot);
+}
+
+/// The poller task: forever reads whichever connections are ready.
+pub async fn poller(ctx: Rc<Ctx>) {
+    let mut ready = Vec::new();
+    futures_lite::future::poll_fn(|cx| {
+        take_ready(cx.waker(), &mut ready);
+        for slot in ready.drain(..) {
+            poll_slot(&ctx, slot);
         }
-        let mut shard = ctx.shard.borrow_mut();
-        let (limits, version) = shard.decode_params(conn)?;
-        match codec::decode(buf, &limits, version) {
-            Ok(None) => break,
-            Ok(Some(Packet::Connect(connect))) if !*connected => {
-                *connected = true;
+        ctx.kick();
+        Poll::<()>::Pending
+    })
+    .await;
+}
+
+enum ReadOutcome {
+    Data,
+    Pending,
+    Closed,
+}
+
+fn poll_slot(ctx: &Rc<Ctx>, slot: u32) {
+    for _ in 0..READ_BUDGET {
+        let (conn, outcome) = {
+            let mut io = ctx.io.borrow_mut();
+            let Some(Some(s)) = io.get_mut(slot as usize) else {
+                return;
+            };
+            let waker = slot_waker(slot);
+            let mut cx = Context::from_waker(&waker);
+            let mut scratch = ctx.read_buf.borrow_mut();
+            let outcome = match Pin::new(&mut s.stream).poll_read(&mut cx, &mut scratch[..]) {
+                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => ReadOutcome::Closed,
+                Poll::Ready(Ok(n)) => {
+                    s.buf.extend_from_slice(&scratch[..n]);
+                    ReadOutcome::Data
+                }
+                Poll::Pending => ReadOutcome::Pending,
+            };
+            (s.conn, outcome)
+        };
+        match outcome {
+            ReadOutcome::Pending => {
+                if let Some(s) = ctx
+                    .io
+                    .borrow_mut()
+                    .get_mut(slot as usize)
+                    .and_then(|s| s.as_mut())
+                {
+                    if s.buf.is_empty() {
+                        // Give the memory back while the connection is idle.
+                        s.buf = BytesMut::new();
+                    }
+                }
+                return;
+            }
+            ReadOutcome::Closed => {
+                ctx.remove_io(conn);
+                ctx.shard.borrow_mut().conn_lost(now_ms(), conn);
+                return;
+            }
+            ReadOutcome::Data => {
+                if !process(ctx, conn) {
+                    return;
+                }
+            }
+        }
+    }
+    // Budget spent with data still flowing: come back after the others.
+    mark_ready(slot);
+}
+
+/// Decodes and handles every complete packet buffered for `conn`. False when the
+/// connection is gone (closed, failed or handed over).
+fn process(ctx: &Rc<Ctx>, conn: ConnId) -> bool {
+    let now = now_ms();
+    let Some((mut buf, mut connected)) = ({
+        let mut io = ctx.io.borrow_mut();
+        io.get_mut(conn.slot as usize)
+            .and_then(|s| s.as_mut())
+            .map(|s| (std::mem::take(&mut s.buf), s.connected))
+    }) else {
+        return false;
+    };
+    let mut shard = ctx.shard.borrow_mut();
+    let alive = loop {
+        let Some((limits, version)) = shard.decode_params(conn) else {
+            break false;
+        };
+        match codec::decode(&mut buf, &limits, version) {
+            Ok(None) => break true,
+            Ok(Some(Packet::Connect(connect))) if !connected => {
+                connected = true;
                 let home = home_shard(&connect.client_id, ctx.nr);
                 if home == ctx.id {
                     shard.handle_connect(now, conn, connect);
                 } else {
                     shard.forget_conn(conn);
                     drop(shard);
-                    return Some(handoff(ctx, io, conn, home, connect, buf));
+                    handoff(ctx, conn, home, connect, buf);
+                    return false;
                 }
             }
             Ok(Some(p)) => shard.handle_packet(now, conn, p),
             Err(e) => {
                 shard.decode_error(now, conn, e);
-                return Some(End::Closed);
+                break false;
             }
         }
+    };
+    drop(shard);
+    let mut io = ctx.io.borrow_mut();
+    match io
+        .get_mut(conn.slot as usize)
+        .and_then(|s| s.as_mut())
+        .filter(|s| s.conn == conn)
+    {
+        Some(s) => {
+            s.buf = buf;
+            s.connected = connected;
+            alive
+        }
+        None => false,
     }
-    if buf.is_empty() {
-        // Give the memory back while the connection is idle.
-        *buf = BytesMut::new();
-    }
-    None
 }
 
 /// Sends the socket to its client's home shard: `dup` the fd (glommio's stream cannot give
-/// up its own), let this side close its copy, and pass the CONNECT and unread bytes along.
+/// up its own), close this side's copy, and pass the CONNECT and unread bytes along.
 fn handoff(
     ctx: &Rc<Ctx>,
-    io: &Rc<ConnIo>,
     conn: ConnId,
     home: shard::ShardId,
     connect: Box<Connect>,
-    buf: &mut BytesMut,
-) -> End {
-    ctx.io.borrow_mut().remove(&conn);
-    // SAFETY: dup(2) of an fd owned by the live stream in `io`.
-    let fd = unsafe { libc::dup(io.fd) };
+    leftover: BytesMut,
+) {
+    let Some(slot) = ctx.remove_io(conn) else {
+        return;
+    };
+    // SAFETY: dup(2) of an fd owned by the live stream in `slot`.
+    let fd = unsafe { libc::dup(slot.fd) };
+    drop(slot);
     if fd < 0 {
-        tracing::warn!("handoff dup failed: {}", std::io::Error::last_os_error());
-        return End::HandedOff;
+        tracing::warn!("hand-off dup failed: {}", std::io::Error::last_os_error());
+        return;
     }
-    let leftover = std::mem::take(buf);
     ctx.send_mesh(
         home,
         MeshMsg::Handoff {
@@ -162,5 +201,4 @@ fn handoff(
             leftover,
         },
     );
-    End::HandedOff
 }

@@ -5,12 +5,11 @@
 //! `.await`, so they cannot conflict; that is what makes the cells safe to use.
 
 use super::mesh::{MeshMsg, MeshOut};
-use ahash::AHashMap;
+use bytes::BytesMut;
 use glommio::channels::local_channel::LocalSender;
 use glommio::net::TcpStream;
 use shard::{ConnId, Shard, ShardId};
 use std::cell::{Cell, RefCell};
-use std::rc::Rc;
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -27,21 +26,24 @@ pub fn now_ms() -> u64 {
     START.get_or_init(Instant::now).elapsed().as_millis() as u64
 }
 
-/// The I/O side of one connection.
-pub struct ConnIo {
-    pub stream: RefCell<TcpStream>,
+/// The I/O side of one connection, stored at the index of its shard `ConnId` slot.
+pub struct IoSlot {
+    pub conn: ConnId,
+    pub stream: TcpStream,
     pub fd: i32,
+    /// Bytes of an incomplete packet; empty (no allocation) while idle.
+    pub buf: BytesMut,
+    /// CONNECT has been seen (the connection stays on this shard).
+    pub connected: bool,
     /// A writer task owns the socket's pending output until it drains.
-    pub write_blocked: Cell<bool>,
-    /// The shard closed this connection; the reader must stop.
-    pub closed: Cell<bool>,
+    pub write_blocked: bool,
 }
 
 pub struct Ctx {
     pub id: ShardId,
     pub nr: usize,
     pub shard: RefCell<Shard>,
-    pub io: RefCell<AHashMap<ConnId, Rc<ConnIo>>>,
+    pub io: RefCell<Vec<Option<IoSlot>>>,
     pub read_buf: RefCell<Box<[u8]>>,
     pub mesh: MeshOut,
     flush_kick: LocalSender<()>,
@@ -60,7 +62,7 @@ impl Ctx {
             id,
             nr,
             shard: RefCell::new(shard),
-            io: RefCell::new(AHashMap::new()),
+            io: RefCell::new(Vec::new()),
             read_buf: RefCell::new(vec![0u8; READ_BUF].into_boxed_slice()),
             mesh,
             flush_kick,
@@ -77,6 +79,27 @@ impl Ctx {
 
     pub fn flush_started(&self) {
         self.flush_pending.set(false);
+    }
+
+    /// Stores the I/O side of `conn` in its slot.
+    pub fn insert_io(&self, slot: IoSlot) {
+        let mut io = self.io.borrow_mut();
+        let i = slot.conn.slot as usize;
+        if io.len() <= i {
+            io.resize_with(i + 1, || None);
+        }
+        io[i] = Some(slot);
+    }
+
+    /// Removes and returns the I/O side of `conn` (dropping it closes the socket).
+    pub fn remove_io(&self, conn: ConnId) -> Option<IoSlot> {
+        let mut io = self.io.borrow_mut();
+        let s = io.get_mut(conn.slot as usize)?;
+        if s.as_ref().is_some_and(|x| x.conn == conn) {
+            s.take()
+        } else {
+            None
+        }
     }
 
     pub fn send_mesh(&self, to: ShardId, msg: MeshMsg) {

@@ -92,6 +92,8 @@ pub async fn shard_main(start: ShardStart) {
         .detach();
     }
 
+    glommio::spawn_local(conn::poller(ctx.clone())).detach();
+
     let tctx = ctx.clone();
     glommio::spawn_local(async move {
         loop {
@@ -109,9 +111,7 @@ pub async fn shard_main(start: ShardStart) {
         accepts.push(glommio::spawn_local(async move {
             loop {
                 match l.accept().await {
-                    Ok(stream) => {
-                        glommio::spawn_local(conn::run(ctx.clone(), stream, None)).detach();
-                    }
+                    Ok(stream) => conn::add(&ctx, stream, None),
                     Err(e) => {
                         // EMFILE and friends: back off instead of spinning.
                         tracing::warn!("accept failed: {e}");
@@ -143,8 +143,7 @@ fn on_mesh(ctx: &Rc<Ctx>, from: ShardId, m: MeshMsg) {
         } => {
             // SAFETY: `fd` was dup'ed for us by the accepting shard and is owned by nobody else.
             let stream = unsafe { TcpStream::from_raw_fd(fd) };
-            glommio::spawn_local(conn::run(ctx.clone(), stream, Some((connect, leftover))))
-                .detach();
+            conn::add(ctx, stream, Some((connect, leftover)));
         }
     }
 }

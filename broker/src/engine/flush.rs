@@ -2,11 +2,14 @@
 //! per destination shard. Runs as its own task, woken by `Ctx::kick`, so everything the
 //! other tasks produced during the turn goes out together.
 
-use super::ctx::{ConnIo, Ctx};
+use super::ctx::{now_ms, Ctx};
 use super::mesh::MeshMsg;
 use bytes::{Buf, BytesMut};
+use futures_lite::AsyncWrite;
 use shard::{ConnId, IoEvent};
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::Poll;
 
 /// Writes as much of `buf` as the socket takes now, without blocking.
 fn send_now(fd: i32, buf: &[u8]) -> std::io::Result<usize> {
@@ -32,14 +35,6 @@ fn send_now(fd: i32, buf: &[u8]) -> std::io::Result<usize> {
     }
 }
 
-fn shutdown(io: &ConnIo) {
-    io.closed.set(true);
-    // SAFETY: plain shutdown(2) on an fd owned by `io`; wakes the reader with EOF.
-    unsafe {
-        libc::shutdown(io.fd, libc::SHUT_RDWR);
-    }
-}
-
 /// One flush pass over everything the shard produced.
 pub fn flush(ctx: &Rc<Ctx>, events: &mut Vec<IoEvent>) {
     ctx.flush_started();
@@ -48,12 +43,11 @@ pub fn flush(ctx: &Rc<Ctx>, events: &mut Vec<IoEvent>) {
         match ev {
             IoEvent::Flush(conn) => write_conn(ctx, conn),
             IoEvent::Close(conn, last) => {
-                let io = ctx.io.borrow_mut().remove(&conn);
-                if let Some(io) = io {
-                    if !last.is_empty() && !io.write_blocked.get() {
-                        let _ = send_now(io.fd, &last);
+                if let Some(slot) = ctx.remove_io(conn) {
+                    if !last.is_empty() && !slot.write_blocked {
+                        let _ = send_now(slot.fd, &last);
                     }
-                    shutdown(&io);
+                    // Dropping the slot closes the socket.
                 }
             }
         }
@@ -64,52 +58,71 @@ pub fn flush(ctx: &Rc<Ctx>, events: &mut Vec<IoEvent>) {
     }
 }
 
+/// The socket failed: forget it here and tell the shard (the will is published).
+fn fail(ctx: &Rc<Ctx>, conn: ConnId) {
+    ctx.remove_io(conn);
+    ctx.shard.borrow_mut().conn_lost(now_ms(), conn);
+}
+
 fn write_conn(ctx: &Rc<Ctx>, conn: ConnId) {
-    let Some(io) = ctx.io.borrow().get(&conn).cloned() else {
-        return;
+    let fd = {
+        let io = ctx.io.borrow();
+        match io.get(conn.slot as usize).and_then(|s| s.as_ref()) {
+            Some(s) if s.conn == conn && !s.write_blocked => s.fd,
+            // Gone, or a writer task owns the output and will take the new bytes too.
+            _ => return,
+        }
     };
-    if io.write_blocked.get() {
-        return; // the writer task will take the new output too
-    }
     let Some(mut out) = ctx.shard.borrow_mut().conn_output(conn) else {
         return;
     };
-    match send_now(io.fd, &out) {
+    match send_now(fd, &out) {
         Ok(n) if n == out.len() => {}
         Ok(n) => {
             out.advance(n);
             ctx.shard.borrow_mut().conn_output_unsent(conn, out);
-            io.write_blocked.set(true);
-            glommio::spawn_local(writer(ctx.clone(), io, conn)).detach();
+            if let Some(Some(s)) = ctx.io.borrow_mut().get_mut(conn.slot as usize) {
+                s.write_blocked = true;
+            }
+            glommio::spawn_local(writer(ctx.clone(), conn)).detach();
         }
-        Err(_) => shutdown(&io),
+        Err(_) => fail(ctx, conn),
     }
 }
 
 /// Drains a connection whose socket buffer filled up, waiting for it to become writable.
 /// Exists only while the client is slow, so idle connections cost no writer task.
-async fn writer(ctx: Rc<Ctx>, io: Rc<ConnIo>, conn: ConnId) {
+async fn writer(ctx: Rc<Ctx>, conn: ConnId) {
     loop {
         let out: Option<BytesMut> = ctx.shard.borrow_mut().conn_output(conn);
         let Some(mut out) = out else { break };
         while !out.is_empty() {
             let r = futures_lite::future::poll_fn(|cx| {
-                let mut s = io.stream.borrow_mut();
-                futures_lite::AsyncWrite::poll_write(std::pin::Pin::new(&mut *s), cx, &out)
+                let mut io = ctx.io.borrow_mut();
+                match io
+                    .get_mut(conn.slot as usize)
+                    .and_then(|s| s.as_mut())
+                    .filter(|s| s.conn == conn)
+                {
+                    Some(s) => Pin::new(&mut s.stream).poll_write(cx, &out).map(Some),
+                    None => Poll::Ready(None),
+                }
             })
             .await;
             match r {
-                Ok(0) | Err(_) => {
-                    io.write_blocked.set(false);
-                    shutdown(&io);
+                None => return, // closed meanwhile
+                Some(Ok(0)) | Some(Err(_)) => {
+                    fail(&ctx, conn);
+                    ctx.kick();
                     return;
                 }
-                Ok(n) => out.advance(n),
-            }
-            if io.closed.get() {
-                return;
+                Some(Ok(n)) => out.advance(n),
             }
         }
     }
-    io.write_blocked.set(false);
+    if let Some(Some(s)) = ctx.io.borrow_mut().get_mut(conn.slot as usize) {
+        if s.conn == conn {
+            s.write_blocked = false;
+        }
+    }
 }
