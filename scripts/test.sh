@@ -22,6 +22,7 @@ python3 -c 'import pytest' >/dev/null 2>&1 || python3 -m pip install -q pytest
 echo "== fmt";    cargo fmt --all -- --check
 echo "== clippy"; cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test"; cargo test --workspace
+echo "== kernel-tuning"; bash kernel-tuning/test.sh
 if [ -d tests/python ]; then
   echo "== integration (python, real clients)"
   cargo build --release -p ringmq -p ringmq-bench
