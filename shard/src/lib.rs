@@ -19,10 +19,12 @@ pub mod session;
 pub mod shard;
 pub mod shard_msg;
 pub mod slab;
-pub use config::ShardConfig;
+pub use config::{ShardConfig, SharedStrategy};
 pub use ids::{home_shard, retained_shard, ConnId, SessionKey, ShardId};
 pub use message::{Message, SharedMessage};
-pub use shard::{IoEvent, Shard, ShardStats};
+pub use shard::{
+    Action, AuthExchange, AuthMethod, AuthStep, Authorizer, ClientInfo, IoEvent, Shard, ShardStats,
+};
 pub use shard_msg::ShardMsg;
 pub mod timer;
 pub use timer::TimerWheel;

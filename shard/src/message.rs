@@ -19,8 +19,12 @@ pub struct Message {
     pub retain: bool,
     /// MQTT 5 properties to forward (topic alias and subscription ids already stripped).
     pub properties: Option<Box<PublishProperties>>,
-    /// Absolute expiry on the broker clock (ms), from Message Expiry Interval.
+    /// Absolute expiry on the broker clock (ms), from Message Expiry Interval (capped by
+    /// `max_message_expiry`). Only forwarded when the publisher set the property.
     pub expires_at_ms: Option<u64>,
+    /// Client id of the publisher (`None` for messages the broker makes itself): the key of
+    /// the `hash` shared-subscription strategy.
+    pub publisher: Option<ByteStr>,
 }
 
 pub type SharedMessage = Arc<Message>;
@@ -29,6 +33,14 @@ impl Message {
     /// True when the message has a Message Expiry Interval that has passed at `now_ms`.
     pub fn is_expired(&self, now_ms: u64) -> bool {
         matches!(self.expires_at_ms, Some(t) if t <= now_ms)
+    }
+
+    /// Whether the publisher set a Message Expiry Interval, which is then forwarded with the
+    /// remaining lifetime [MQTT-3.3.2-6].
+    pub fn has_expiry_property(&self) -> bool {
+        self.properties
+            .as_ref()
+            .is_some_and(|p| p.message_expiry_interval.is_some())
     }
 
     /// Bytes this message holds on its own (for queue and retained accounting).

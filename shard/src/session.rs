@@ -9,6 +9,7 @@ use crate::message::SharedMessage;
 use codec::{ByteStr, LastWill, PacketId, ProtocolVersion, QoS};
 use std::collections::VecDeque;
 use std::num::NonZeroU32;
+use std::sync::Arc;
 
 /// The state of one outgoing QoS 1/2 message in the window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +27,17 @@ pub struct Delivery {
     pub qos: QoS,
     pub retain: bool,
     pub subscription_ids: Vec<NonZeroU32>,
+    /// Set when the message came through a shared subscription: if this member leaves before
+    /// the message is sent, it goes to another member of the group.
+    pub shared: Option<Arc<SharedTag>>,
+}
+
+/// A shared subscription `$share/{group}/{filter}`, shared by reference by every delivery
+/// that came through it.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct SharedTag {
+    pub group: ByteStr,
+    pub filter: ByteStr,
 }
 
 #[derive(Debug, Clone)]
@@ -41,6 +53,8 @@ pub enum DropReason {
     QueueFull,
     SlowConsumer,
     Expired,
+    /// Larger than the client's Maximum Packet Size [MQTT-3.1.2-25].
+    TooLarge,
 }
 
 /// Per-session counters exposed in metrics.
@@ -49,6 +63,7 @@ pub struct SessionStats {
     pub dropped_queue_full: u64,
     pub dropped_slow_consumer: u64,
     pub dropped_expired: u64,
+    pub dropped_too_large: u64,
 }
 
 /// One client's session, on its home shard.
@@ -56,6 +71,8 @@ pub struct SessionStats {
 pub struct Session {
     pub key: SessionKey,
     pub client_id: ByteStr,
+    /// User name of the last CONNECT, for authorization checks.
+    pub username: Option<Box<str>>,
     pub version: ProtocolVersion,
     /// The connection currently attached, if online.
     pub conn: Option<ConnId>,
@@ -79,6 +96,7 @@ impl Session {
         Session {
             key,
             client_id,
+            username: None,
             version,
             conn: None,
             expiry_secs: 0,
@@ -127,11 +145,14 @@ impl Session {
         self.inflight.iter().position(|f| f.packet_id == id)
     }
 
-    /// Drops every message whose expiry passed, counting them.
-    pub fn drop_expired(&mut self, now_ms: u64) {
+    /// Drops every queued message whose expiry passed, counting them; returns how many.
+    /// Inflight messages are kept: their delivery has started [MQTT-3.3.2-5].
+    pub fn drop_expired(&mut self, now_ms: u64) -> usize {
         let before = self.queue.len();
         self.queue.retain(|d| !d.msg.is_expired(now_ms));
-        self.stats.dropped_expired += (before - self.queue.len()) as u64;
+        let n = before - self.queue.len();
+        self.stats.dropped_expired += n as u64;
+        n
     }
 
     /// Forgets everything a clean start discards.

@@ -5,8 +5,11 @@
 
 use crate::ids::{SessionKey, ShardId};
 use crate::message::SharedMessage;
+use crate::routes::ShardSet;
+use crate::session::SharedTag;
 use codec::{ByteStr, QoS};
 use std::num::NonZeroU32;
+use std::sync::Arc;
 
 /// One cross-shard message.
 #[derive(Debug, Clone)]
@@ -19,6 +22,17 @@ pub enum ShardMsg {
     RouteRemove { filter: ByteStr },
     /// A route update was applied; `token` identifies the waiting SUBSCRIBE.
     RouteAck { token: u64 },
+    /// The sender now has `members` members of `$share/{group}/{filter}` (absolute, so a
+    /// repeat changes nothing; 0 = none). With a token (the sender's first member, which a
+    /// SUBACK waits on) it is answered with `RouteAck`.
+    SharedSet {
+        group: ByteStr,
+        filter: ByteStr,
+        members: u32,
+        token: Option<u64>,
+    },
+    /// Deliver to ONE member of a shared subscription on this shard, or pass it on.
+    SharedPublish(Box<SharedDispatch>),
     /// Store (or, with an empty payload, delete) a retained message in this partition.
     Retain(SharedMessage),
     /// Send back the retained messages of this partition matching `filter`.
@@ -36,6 +50,16 @@ pub enum ShardMsg {
         sub_id: Option<NonZeroU32>,
         messages: Vec<SharedMessage>,
     },
+}
+
+/// A message for one member of a shared subscription group.
+#[derive(Debug, Clone)]
+pub struct SharedDispatch {
+    pub msg: SharedMessage,
+    pub tag: Arc<SharedTag>,
+    /// Shards that had no online member for it: it goes to an offline member only once
+    /// every shard with members was tried (online members are preferred).
+    pub tried: ShardSet,
 }
 
 /// Messages waiting to leave this shard, one batch per destination.

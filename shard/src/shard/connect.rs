@@ -8,9 +8,10 @@ use codec::{ByteStr, ConnAck, ConnAckProperties, Connect, Packet, PubAck, QoS, R
 
 impl Shard {
     /// Handles the CONNECT of `conn` (already routed to this, the client's home shard).
-    pub fn handle_connect(&mut self, now_ms: u64, conn: ConnId, connect: Box<Connect>) {
+    pub fn handle_connect(&mut self, now_ms: u64, conn: ConnId, mut connect: Box<Connect>) {
+        let pending_auth = self.auth_pending(conn);
         let Some(c) = self.conn_mut(conn) else { return };
-        if c.session.is_some() {
+        if c.session.is_some() || pending_auth {
             // A second CONNECT is a protocol violation [MQTT-3.1.0-2].
             self.stats.protocol_errors += 1;
             self.close_conn(now_ms, conn, true, Some(ReasonCode::ProtocolError));
@@ -20,31 +21,46 @@ impl Shard {
         c.last_rx_ms = now_ms;
         let v5 = connect.protocol.is_v5();
 
-        let mut assigned = None;
-        let client_id = if connect.client_id.is_empty() {
+        let assigned = connect.client_id.is_empty();
+        if assigned {
             if !v5 && !connect.clean_start {
                 // [MQTT-3.1.3-8]: empty id requires clean session in 3.1.1.
                 return self.refuse(now_ms, conn, ReasonCode::ClientIdentifierNotValid);
             }
-            let id = self.generate_client_id();
-            assigned = Some(id.clone());
-            id
+            connect.client_id = self.generate_client_id();
         } else {
             // A compact copy: the decoded id is a slice of the read buffer and would keep the
             // whole buffer alive for the life of the session.
-            ByteStr::from(connect.client_id.as_str())
-        };
-        if client_id.len() > self.cfg.max_client_id_len {
+            connect.client_id = ByteStr::from(connect.client_id.as_str());
+        }
+        if connect.client_id.len() > self.cfg.max_client_id_len {
             return self.refuse(now_ms, conn, ReasonCode::ClientIdentifierNotValid);
         }
         if !self.cfg.allow_anonymous && connect.username.is_none() {
             return self.refuse(now_ms, conn, ReasonCode::NotAuthorized);
         }
         if v5 && connect.properties.authentication_method.is_some() {
-            // No enhanced authentication method is configured [MQTT-4.12.0-1].
-            return self.refuse(now_ms, conn, ReasonCode::BadAuthenticationMethod);
+            // Enhanced authentication (§4.12): CONNACK waits for the exchange to succeed.
+            if let Some((connect, data)) = self.start_auth(now_ms, conn, connect, assigned) {
+                self.accept_connect(now_ms, conn, connect, assigned, data);
+            }
+            return;
         }
+        self.accept_connect(now_ms, conn, connect, assigned, None);
+    }
 
+    /// Accepts an authenticated CONNECT: takeover, session resume or creation, CONNACK
+    /// with the v5 properties, then what the session still owes the client.
+    pub(super) fn accept_connect(
+        &mut self,
+        now_ms: u64,
+        conn: ConnId,
+        connect: Box<Connect>,
+        assigned: bool,
+        auth_data: Option<bytes::Bytes>,
+    ) {
+        let v5 = connect.protocol.is_v5();
+        let client_id = connect.client_id.clone();
         // Takeover: the id is connected elsewhere on this shard [MQTT-3.1.4-2].
         let mut resumed = None;
         if let Some(&key) = self.by_client.get(&client_id) {
@@ -53,18 +69,15 @@ impl Shard {
                 self.close_conn(now_ms, old, true, Some(ReasonCode::SessionTakenOver));
             }
             if connect.clean_start {
-                self.end_session(key);
+                self.end_session(now_ms, key);
             } else if self.sessions.get(key.slot, key.gen).is_some() {
                 resumed = Some(key);
             }
         }
 
+        let requested_expiry = connect.properties.session_expiry_interval.unwrap_or(0);
         let session_expiry = if v5 {
-            connect
-                .properties
-                .session_expiry_interval
-                .unwrap_or(0)
-                .min(self.cfg.max_session_expiry)
+            requested_expiry.min(self.cfg.max_session_expiry)
         } else if connect.clean_start {
             0
         } else {
@@ -87,20 +100,38 @@ impl Shard {
             }
         };
 
-        let server_keep_alive =
-            (v5 && connect.keep_alive > self.cfg.max_keepalive).then_some(self.cfg.max_keepalive);
+        let max_ka = self.cfg.max_keepalive;
+        let server_keep_alive = if !v5 {
+            None
+        } else if connect.keep_alive > max_ka || (connect.keep_alive == 0 && max_ka < u16::MAX) {
+            // A v5 client is told the keepalive it must use [MQTT-3.2.2-21]; asking for none
+            // is capped too when a maximum is configured (as Mosquitto does).
+            Some(max_ka)
+        } else {
+            None
+        };
         let keep_alive = server_keep_alive.unwrap_or(connect.keep_alive);
-        let window = connect
-            .properties
+        let cp = &connect.properties;
+        let window = cp
             .receive_maximum
             .unwrap_or(u16::MAX)
             .min(self.cfg.max_inflight)
             .max(1);
-        let client_max_packet = connect.properties.maximum_packet_size.unwrap_or(u32::MAX);
+        let client_max_packet = cp.maximum_packet_size.unwrap_or(u32::MAX);
+        let out_alias_max = cp
+            .topic_alias_maximum
+            .unwrap_or(0)
+            .min(self.cfg.topic_alias_maximum);
+        let no_problem_info = v5 && cp.request_problem_information == Some(false);
+        let response_info = (v5 && cp.request_response_information == Some(true))
+            .then(|| response_information(&client_id));
+        let auth_method = cp.authentication_method.clone();
 
         let connect = *connect;
+        let mut expired = 0;
         if let Some(s) = self.session_mut(key) {
             s.version = connect.protocol;
+            s.username = connect.username.as_deref().map(Box::from);
             s.conn = Some(conn);
             s.epoch = s.epoch.wrapping_add(1);
             s.expiry_secs = session_expiry;
@@ -110,12 +141,18 @@ impl Shard {
                 w.payload = bytes::Bytes::copy_from_slice(&w.payload);
                 Box::new(w)
             });
+            // Queued messages whose expiry passed while offline are not sent [MQTT-3.3.2-5].
+            expired = s.drop_expired(now_ms);
         }
+        self.stats.messages_expired += expired as u64;
+        self.stats.messages_dropped += expired as u64;
         if let Some(c) = self.conn_mut(conn) {
             c.session = Some(key);
             c.keepalive_ms = keep_alive as u64 * 1500;
             c.send_window = window;
             c.client_max_packet = client_max_packet;
+            c.out_alias_max = out_alias_max;
+            c.no_problem_info = no_problem_info;
         }
         if keep_alive > 0 {
             self.timers.insert(
@@ -126,18 +163,24 @@ impl Shard {
 
         let mut props = ConnAckProperties::default();
         if v5 {
-            props.assigned_client_identifier = assigned;
+            let cfg = &self.cfg;
+            props.assigned_client_identifier = assigned.then(|| client_id.clone());
             props.server_keep_alive = server_keep_alive;
-            props.receive_maximum = Some(self.cfg.receive_maximum);
-            props.maximum_packet_size = Some(self.cfg.max_packet_size);
-            props.topic_alias_maximum = Some(0);
+            props.receive_maximum = Some(cfg.receive_maximum);
+            props.maximum_packet_size = Some(cfg.max_packet_size);
+            // Absent Maximum QoS means QoS 2 is supported [MQTT-3.2.2-9].
+            props.topic_alias_maximum =
+                (cfg.topic_alias_maximum > 0).then_some(cfg.topic_alias_maximum);
             props.retain_available = Some(true);
             props.wildcard_subscription_available = Some(true);
             props.subscription_identifiers_available = Some(true);
-            props.shared_subscription_available = Some(false);
-            if session_expiry != connect.properties.session_expiry_interval.unwrap_or(0) {
+            props.shared_subscription_available = Some(true);
+            if session_expiry != requested_expiry {
                 props.session_expiry_interval = Some(session_expiry);
             }
+            props.response_information = response_info;
+            props.authentication_method = auth_method;
+            props.authentication_data = auth_data;
         }
         let ack = ConnAck {
             session_present,
@@ -152,7 +195,7 @@ impl Shard {
     }
 
     /// Refuses a CONNECT with `code` and closes the connection [MQTT-3.2.2-6].
-    fn refuse(&mut self, now_ms: u64, conn: ConnId, code: ReasonCode) {
+    pub(super) fn refuse(&mut self, now_ms: u64, conn: ConnId, code: ReasonCode) {
         let ack = ConnAck {
             session_present: false,
             code,
@@ -177,7 +220,7 @@ impl Shard {
             match state {
                 InflightState::Sent => {
                     let p = self.publish_packet(now_ms, conn, &d, Some(id), true);
-                    self.send(conn, &Packet::Publish(p));
+                    self.send_publish(conn, p);
                 }
                 InflightState::Released => {
                     self.send(conn, &Packet::PubRel(PubAck::new(id)));
@@ -197,6 +240,17 @@ impl Shard {
             }
         }
     }
+}
+
+/// The Response Information given to a client that asks for it (§3.2.2.3.15): a topic
+/// prefix of its own, `ringmq/response/<client id>`, with `+` and `#` (which would make it
+/// unusable in a topic name) replaced by `_`.
+fn response_information(client_id: &str) -> ByteStr {
+    let safe: String = client_id
+        .chars()
+        .map(|ch| if matches!(ch, '+' | '#') { '_' } else { ch })
+        .collect();
+    ByteStr::from(format!("ringmq/response/{safe}"))
 }
 
 /// QoS granted to a subscription: what was asked, capped by what the broker supports.

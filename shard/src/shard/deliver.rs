@@ -5,45 +5,74 @@ use super::Shard;
 use crate::ids::{retained_shard, ConnId, SessionKey, ShardId};
 use crate::message::SharedMessage;
 use crate::routes::ShardSet;
-use crate::session::{Delivery, Inflight, InflightState};
+use crate::session::{Delivery, DropReason, Inflight, InflightState};
 use crate::shard_msg::ShardMsg;
-use codec::{ByteStr, Packet, PacketId, Publish, QoS};
+use codec::{ByteStr, PacketId, Publish, QoS};
 use std::num::NonZeroU32;
 
+/// Where a publish went, for the publisher's acknowledgement.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct RouteOutcome {
+    /// Some subscription (plain or shared) matched: otherwise 0x10 No matching subscribers.
+    pub matched: bool,
+    /// Some copy went to another shard, whose queues this shard cannot see.
+    pub remote: bool,
+    /// Local sessions that took a copy, and that refused one (queue full).
+    pub accepted: u32,
+    pub refused: u32,
+}
+
+impl RouteOutcome {
+    /// Every subscriber this shard could see refused the message and none is elsewhere:
+    /// the publisher gets 0x97 Quota exceeded.
+    pub(super) fn all_refused(&self) -> bool {
+        self.matched && !self.remote && self.accepted == 0 && self.refused > 0
+    }
+}
+
 impl Shard {
-    /// Routes `msg` to every subscriber: local sessions directly, and ONE message to each
-    /// other shard that has a matching route. Returns whether any route matched.
+    /// Routes `msg` to every subscriber: local sessions directly, ONE message to each other
+    /// shard that has a matching route, and one member of each matching shared subscription.
     pub(super) fn route(
         &mut self,
         now_ms: u64,
         msg: &SharedMessage,
         publisher: Option<SessionKey>,
-    ) -> bool {
+    ) -> RouteOutcome {
         let mut shards = ShardSet::default();
         self.routes.match_topic(&msg.topic, &mut shards);
-        let mut matched = false;
-        for s in shards.iter() {
-            matched = true;
-            let to = s;
+        let mut out = RouteOutcome::default();
+        for to in shards.iter() {
+            out.matched = true;
             if to == self.id {
-                self.deliver_local(now_ms, msg, publisher);
+                let (a, r) = self.deliver_local(now_ms, msg, publisher);
+                out.accepted += a;
+                out.refused += r;
             } else {
+                out.remote = true;
                 self.outbox.push(to, ShardMsg::Publish(msg.clone()));
             }
         }
-        matched
+        let (matched, remote, a, r) = self.route_shared(now_ms, msg);
+        out.matched |= matched;
+        out.remote |= remote;
+        out.accepted += a;
+        out.refused += r;
+        out
     }
 
     /// Delivers `msg` to this shard's matching sessions, one copy per session at the highest
-    /// granted QoS of its overlapping subscriptions [MQTT-3.3.5-1].
+    /// granted QoS of its overlapping subscriptions [MQTT-3.3.5-1]. Returns how many
+    /// sessions took it and how many refused it (queue full).
     pub(super) fn deliver_local(
         &mut self,
         now_ms: u64,
         msg: &SharedMessage,
         publisher: Option<SessionKey>,
-    ) {
+    ) -> (u32, u32) {
         let mut out = std::mem::take(&mut self.scratch);
         self.subs.match_topic(&msg.topic, publisher, &mut out);
+        let (mut accepted, mut refused) = (0, 0);
         for d in out.drain(..) {
             let delivery = Delivery {
                 msg: msg.clone(),
@@ -51,22 +80,33 @@ impl Shard {
                 // [MQTT-3.3.1-9]: established subscriptions get RETAIN 0 unless v5 asks otherwise.
                 retain: msg.retain && d.retain_as_published,
                 subscription_ids: d.subscription_ids.iter().copied().collect(),
+                shared: None,
             };
-            self.deliver_to_session(now_ms, d.key, delivery);
+            match self.deliver_to_session(now_ms, d.key, delivery) {
+                Ok(()) => accepted += 1,
+                Err(_) => refused += 1,
+            }
         }
         self.scratch = out;
+        (accepted, refused)
     }
 
     /// Hands one delivery to a session: QoS 0 straight to an online connection, QoS 1/2
-    /// through the queue and the window. Every drop is counted on the session.
-    pub(super) fn deliver_to_session(&mut self, now_ms: u64, key: SessionKey, d: Delivery) {
+    /// through the queue and the window. Every drop is counted on the session; `Err` only
+    /// when the session's queue refused it (the 0x97 Quota exceeded case).
+    pub(super) fn deliver_to_session(
+        &mut self,
+        now_ms: u64,
+        key: SessionKey,
+        d: Delivery,
+    ) -> Result<(), DropReason> {
         let max_queued = self.cfg.max_queued_messages;
         let max_pending = self.cfg.max_pending_write_bytes;
         let Some(s) = self.sessions.get_mut(key.slot, key.gen) else {
-            return;
+            return Ok(());
         };
         if d.qos == QoS::AtMostOnce {
-            let Some(conn) = s.conn else { return }; // not queued offline (as Mosquitto)
+            let Some(conn) = s.conn else { return Ok(()) }; // not queued offline (as Mosquitto)
             let pending = self
                 .conns
                 .get(conn.slot, conn.gen)
@@ -74,24 +114,33 @@ impl Shard {
             if pending > max_pending {
                 s.stats.dropped_slow_consumer += 1;
                 self.stats.messages_dropped += 1;
-                return;
+                return Ok(());
             }
             let p = self.publish_packet(now_ms, conn, &d, None, false);
-            if self.send(conn, &Packet::Publish(p)) {
+            if self.send_publish(conn, p) {
                 self.stats.messages_sent += 1;
             } else {
-                self.stats.messages_dropped += 1;
+                self.count_too_large(key);
             }
-            return;
+            return Ok(());
         }
-        if s.enqueue(d, max_queued).is_err() {
+        if let Err(e) = s.enqueue(d, max_queued) {
             self.stats.messages_dropped += 1;
-            return;
+            return Err(e);
         }
         self.pump(now_ms, key);
+        Ok(())
+    }
+
+    fn count_too_large(&mut self, key: SessionKey) {
+        if let Some(s) = self.sessions.get_mut(key.slot, key.gen) {
+            s.stats.dropped_too_large += 1;
+        }
+        self.stats.messages_dropped += 1;
     }
 
     /// Moves queued messages into the window while the session is online and has room.
+    /// Expired messages are dropped on the way [MQTT-3.3.2-5].
     pub(super) fn pump(&mut self, now_ms: u64, key: SessionKey) {
         loop {
             let Some(s) = self.sessions.get_mut(key.slot, key.gen) else {
@@ -108,30 +157,33 @@ impl Shard {
             let Some(d) = s.queue.pop_front() else { return };
             if d.msg.is_expired(now_ms) {
                 s.stats.dropped_expired += 1;
+                self.stats.messages_expired += 1;
                 self.stats.messages_dropped += 1;
                 continue;
             }
             if d.qos == QoS::AtMostOnce {
                 let p = self.publish_packet(now_ms, conn, &d, None, false);
-                self.send(conn, &Packet::Publish(p));
+                if !self.send_publish(conn, p) {
+                    self.count_too_large(key);
+                }
                 continue;
             }
             let Some(id) = s.alloc_packet_id() else {
+                s.queue.push_front(d);
                 return;
             };
-            s.inflight.push_back(Inflight {
-                packet_id: id,
-                state: InflightState::Sent,
-                delivery: d.clone(),
-            });
             let p = self.publish_packet(now_ms, conn, &d, Some(id), false);
-            if !self.send(conn, &Packet::Publish(p)) {
-                // Larger than the client accepts: discarded as if delivered [MQTT-3.1.2-25].
+            if self.send_publish(conn, p) {
                 if let Some(s) = self.sessions.get_mut(key.slot, key.gen) {
-                    s.inflight.retain(|f| f.packet_id != id);
-                    s.stats.dropped_slow_consumer += 1;
+                    s.inflight.push_back(Inflight {
+                        packet_id: id,
+                        state: InflightState::Sent,
+                        delivery: d,
+                    });
                 }
-                self.stats.messages_dropped += 1;
+            } else {
+                // Larger than the client accepts: discarded as if delivered [MQTT-3.1.2-25].
+                self.count_too_large(key);
             }
         }
     }
@@ -155,9 +207,11 @@ impl Shard {
         };
         if v5 {
             properties.subscription_identifiers = d.subscription_ids.clone();
-            if let Some(t) = d.msg.expires_at_ms {
-                // Forward the remaining lifetime [MQTT-3.3.2-6].
-                properties.message_expiry_interval = Some((t.saturating_sub(now_ms) / 1000) as u32);
+            if let (Some(t), true) = (d.msg.expires_at_ms, d.msg.has_expiry_property()) {
+                // Forward the remaining lifetime [MQTT-3.3.2-6], rounded up: a message still
+                // deliverable never reads as 0 seconds left.
+                let left_ms = t.saturating_sub(now_ms);
+                properties.message_expiry_interval = Some(left_ms.div_ceil(1000) as u32);
             }
         }
         Publish {
@@ -201,7 +255,7 @@ impl Shard {
                 continue;
             }
             if to == self.id {
-                let msgs = self.local_retained(&filter);
+                let msgs = self.local_retained(now_ms, &filter);
                 self.deliver_retained(now_ms, session, &filter, granted, sub_id, msgs);
             } else {
                 self.outbox.push(
@@ -217,10 +271,23 @@ impl Shard {
         }
     }
 
-    pub(super) fn local_retained(&self, filter: &str) -> Vec<SharedMessage> {
+    /// The retained messages of this partition matching `filter`; expired ones are
+    /// deleted instead (retained messages expire like any other [MQTT-3.3.2-5]).
+    pub(super) fn local_retained(&mut self, now_ms: u64, filter: &str) -> Vec<SharedMessage> {
         let mut msgs = Vec::new();
+        let mut expired = Vec::new();
         self.retained
-            .for_each_matching(filter, |_, m: &SharedMessage| msgs.push(m.clone()));
+            .for_each_matching(filter, |topic, m: &SharedMessage| {
+                if m.is_expired(now_ms) {
+                    expired.push(topic.to_string());
+                } else {
+                    msgs.push(m.clone());
+                }
+            });
+        for topic in expired {
+            self.retained.set(&topic, None).ok();
+            self.stats.messages_expired += 1;
+        }
         msgs
     }
 
@@ -250,9 +317,10 @@ impl Shard {
                 qos: msg.qos.min(granted),
                 retain: true,
                 subscription_ids: sub_id.into_iter().collect(),
+                shared: None,
                 msg,
             };
-            self.deliver_to_session(now_ms, session, d);
+            let _ = self.deliver_to_session(now_ms, session, d);
         }
     }
 }

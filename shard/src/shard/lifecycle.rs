@@ -4,7 +4,7 @@
 use super::{IoEvent, Shard, TimerEvent};
 use crate::ids::{ConnId, SessionKey};
 use crate::message::Message;
-use codec::{Disconnect, LastWill, Packet, ReasonCode};
+use codec::{Disconnect, LastWill, Packet, QoS, ReasonCode};
 use std::sync::Arc;
 
 impl Shard {
@@ -18,7 +18,11 @@ impl Shard {
     /// exists (unacceptable protocol version, identifier rejected); a v5 client a CONNACK or
     /// DISCONNECT with the error's reason code.
     pub fn decode_error(&mut self, now_ms: u64, conn: ConnId, err: codec::DecodeError) {
-        let code = err.reason_code();
+        let code = match err {
+            // Topic Alias 0 is the Topic Alias invalid case of §3.3.2.3.4.
+            codec::DecodeError::TopicAliasZero => ReasonCode::TopicAliasInvalid,
+            e => e.reason_code(),
+        };
         let Some(c) = self.conns.get(conn.slot, conn.gen) else {
             return;
         };
@@ -51,11 +55,35 @@ impl Shard {
         publish_will: bool,
         reason: Option<ReasonCode>,
     ) {
+        self.close_conn_with(now_ms, conn, publish_will, reason.map(Disconnect::new));
+    }
+
+    /// `close_conn` for a protocol violation, with a Reason String naming the rule.
+    pub(super) fn close_conn_why(
+        &mut self,
+        now_ms: u64,
+        conn: ConnId,
+        code: ReasonCode,
+        why: &'static str,
+    ) {
+        self.stats.protocol_errors += 1;
+        let mut d = Disconnect::new(code);
+        d.properties.reason_string = Some(codec::ByteStr::from_static(why));
+        self.close_conn_with(now_ms, conn, true, Some(d));
+    }
+
+    fn close_conn_with(
+        &mut self,
+        now_ms: u64,
+        conn: ConnId,
+        publish_will: bool,
+        disconnect: Option<Disconnect>,
+    ) {
         let Some(c) = self.conns.get(conn.slot, conn.gen) else {
             return;
         };
-        if let (Some(code), true) = (reason, c.version.is_v5() && c.session.is_some()) {
-            self.send(conn, &Packet::Disconnect(Disconnect::new(code)));
+        if let (Some(d), true) = (disconnect, c.version.is_v5() && c.session.is_some()) {
+            self.send(conn, &Packet::Disconnect(d));
         }
         let Some(mut c) = self.conns.remove(conn.slot, conn.gen) else {
             return;
@@ -89,10 +117,10 @@ impl Shard {
             }
         }
         if let Some(w) = will_now {
-            self.publish_will(now_ms, *w);
+            self.publish_will(now_ms, key, *w);
         }
         match expiry {
-            0 => self.end_session(key),
+            0 => self.end_session(now_ms, key),
             u32::MAX => {}
             secs => self.timers.insert(
                 now_ms + secs as u64 * 1000,
@@ -101,12 +129,17 @@ impl Shard {
         }
     }
 
-    /// Publishes a will message as if its client had published it.
-    pub(super) fn publish_will(&mut self, now_ms: u64, w: LastWill) {
+    /// Publishes a will message as if its client (session `key`) had published it.
+    pub(super) fn publish_will(&mut self, now_ms: u64, key: SessionKey, w: LastWill) {
+        if !self.authorized(key, super::Action::Publish, &w.topic) {
+            return;
+        }
+        let publisher = self
+            .sessions
+            .get(key.slot, key.gen)
+            .map(|s| s.client_id.clone());
         let mut props = w.properties;
-        let expires_at_ms = props
-            .message_expiry_interval
-            .map(|s| now_ms + s as u64 * 1000);
+        let expires_at_ms = self.expiry_deadline(now_ms, props.message_expiry_interval);
         let publish_props = codec::PublishProperties {
             payload_format_indicator: props.payload_format_indicator,
             message_expiry_interval: props.message_expiry_interval,
@@ -124,6 +157,7 @@ impl Shard {
             retain: w.retain,
             properties: (!publish_props.is_empty()).then(|| Box::new(publish_props)),
             expires_at_ms,
+            publisher,
         });
         if msg.retain {
             self.store_retained(msg.clone());
@@ -131,8 +165,20 @@ impl Shard {
         self.route(now_ms, &msg, None);
     }
 
-    /// Ends a session: removes its subscriptions (and routes this shard no longer needs).
-    pub(super) fn end_session(&mut self, key: SessionKey) {
+    /// Absolute expiry of a message published now with `interval` seconds of Message
+    /// Expiry Interval, capped by `max_message_expiry` (0 = no cap).
+    pub(super) fn expiry_deadline(&self, now_ms: u64, interval: Option<u32>) -> Option<u64> {
+        let cap = (self.cfg.max_message_expiry > 0).then_some(self.cfg.max_message_expiry);
+        let secs = match (interval, cap) {
+            (Some(i), Some(c)) => i.min(c),
+            (i, c) => i.or(c)?,
+        };
+        Some(now_ms + u64::from(secs) * 1000)
+    }
+
+    /// Ends a session: removes its subscriptions (and routes this shard no longer needs),
+    /// and hands what it still held for shared subscriptions to other members.
+    pub(super) fn end_session(&mut self, now_ms: u64, key: SessionKey) {
         let Some(s) = self.sessions.remove(key.slot, key.gen) else {
             return;
         };
@@ -140,9 +186,29 @@ impl Shard {
             self.by_client.remove(&s.client_id);
         }
         for f in &s.subscriptions {
-            if self.subs.unsubscribe(key, f).last_on_filter {
-                self.drop_route(f);
-            }
+            self.remove_subscription(key, f);
+        }
+        // Queued shared messages go to other members; an inflight QoS 1 one too (SHOULD),
+        // an inflight QoS 2 one never [MQTT-4.8.2-5].
+        let inflight = s
+            .inflight
+            .into_iter()
+            .filter(|f| f.delivery.qos == QoS::AtLeastOnce)
+            .map(|f| f.delivery);
+        let orphans: Vec<_> = inflight
+            .chain(s.queue)
+            .filter(|d| d.shared.is_some())
+            .collect();
+        self.redistribute(now_ms, orphans);
+    }
+
+    /// Closes every connection for a server shutdown: v5 clients get DISCONNECT 0x8B
+    /// (§3.14.2.1) first; wills are published, as for any close the client did not ask
+    /// for (§3.1.2.5). Sessions stay (they end with the process unless persisted).
+    pub fn shutdown(&mut self, now_ms: u64) {
+        let conns: Vec<ConnId> = self.conns.iter().map(|c| c.id).collect();
+        for conn in conns {
+            self.close_conn(now_ms, conn, true, Some(ReasonCode::ServerShuttingDown));
         }
     }
 
@@ -178,9 +244,9 @@ impl Shard {
                             .get_mut(key.slot, key.gen)
                             .and_then(|s| s.will.take())
                         {
-                            self.publish_will(now_ms, *w);
+                            self.publish_will(now_ms, key, *w);
                         }
-                        self.end_session(key);
+                        self.end_session(now_ms, key);
                     }
                 }
                 TimerEvent::WillDelay(key, epoch) => {
@@ -190,7 +256,7 @@ impl Shard {
                         .filter(|s| s.epoch == epoch && s.conn.is_none())
                         .and_then(|s| s.will.take());
                     if let Some(w) = will {
-                        self.publish_will(now_ms, *w);
+                        self.publish_will(now_ms, key, *w);
                     }
                 }
             }

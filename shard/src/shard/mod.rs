@@ -7,11 +7,17 @@
 //! It owns its sessions, subscription trie, route-table replica, retained partition and
 //! timer wheel on one thread; it never blocks, never does I/O and never reads a clock.
 
+mod alias;
+mod auth;
 mod connect;
 mod deliver;
 mod inbound;
 mod lifecycle;
 mod remote;
+mod shared;
+mod subscribe;
+
+pub use auth::{Action, AuthExchange, AuthMethod, AuthStep, Authorizer, ClientInfo};
 
 use crate::config::ShardConfig;
 use crate::ids::{ConnId, SessionKey, ShardId};
@@ -57,10 +63,32 @@ pub struct Conn {
     /// Encoded frames not yet handed to the socket.
     out: BytesMut,
     flush_queued: bool,
+    /// v5 Request Problem Information = 0: no Reason String or User Properties on packets
+    /// other than PUBLISH, CONNACK and DISCONNECT [MQTT-3.1.2-29].
+    no_problem_info: bool,
     /// Largest packet the client accepts (v5 Maximum Packet Size), bytes.
     client_max_packet: u32,
     /// Outgoing QoS 1/2 window for this connection.
     send_window: u16,
+    /// Topic aliases we may use towards the client: its Topic Alias Maximum capped by ours.
+    out_alias_max: u16,
+    /// v5 state most connections never need (topic aliases, an authentication exchange),
+    /// allocated on first use so an idle connection stays small.
+    ext: Option<Box<ConnExt>>,
+}
+
+/// The rarely needed part of a connection's state; see `Conn::ext`.
+#[derive(Debug, Default)]
+struct ConnExt {
+    in_aliases: alias::InAliases,
+    out_aliases: alias::OutAliases,
+    auth: Option<auth::ConnAuth>,
+}
+
+impl Conn {
+    fn ext(&mut self) -> &mut ConnExt {
+        self.ext.get_or_insert_with(Box::default)
+    }
 }
 
 /// A SUBSCRIBE waiting for other shards to confirm its route updates before SUBACK.
@@ -86,6 +114,12 @@ pub struct ShardStats {
     pub messages_dropped: u64,
     pub bytes_sent: u64,
     pub protocol_errors: u64,
+    /// Queued messages dropped because their Message Expiry Interval passed.
+    pub messages_expired: u64,
+    /// Messages not sent because they exceed the client's Maximum Packet Size.
+    pub dropped_too_large: u64,
+    /// Shared-subscription messages handed to another member after theirs left.
+    pub shared_redistributed: u64,
 }
 
 impl std::ops::AddAssign for ShardStats {
@@ -97,6 +131,9 @@ impl std::ops::AddAssign for ShardStats {
         self.messages_dropped += o.messages_dropped;
         self.bytes_sent += o.bytes_sent;
         self.protocol_errors += o.protocol_errors;
+        self.messages_expired += o.messages_expired;
+        self.dropped_too_large += o.dropped_too_large;
+        self.shared_redistributed += o.shared_redistributed;
     }
 }
 
@@ -122,6 +159,13 @@ pub struct Shard {
     scratch: Vec<crate::subs::Delivery<SessionKey>>,
     /// Reused buffer for due timers.
     due: Vec<TimerEvent>,
+    /// Per shared subscription: strategy state (cursors, sticky choices) and the tag its
+    /// deliveries carry.
+    shared: shared::SharedState,
+    /// Enhanced authentication methods (AUTH, §4.12); none by default.
+    auth_methods: Vec<Box<dyn AuthMethod>>,
+    /// Publish/subscribe authorization; everything is allowed without one.
+    authorizer: Option<Box<dyn Authorizer>>,
 }
 
 impl Shard {
@@ -149,7 +193,21 @@ impl Shard {
             stats: ShardStats::default(),
             scratch: Vec::new(),
             due: Vec::new(),
+            shared: shared::SharedState::new(id),
+            auth_methods: Vec::new(),
+            authorizer: None,
         }
+    }
+
+    /// Adds an enhanced authentication method: CONNECTs naming it go through its AUTH
+    /// exchange instead of being refused with 0x8C.
+    pub fn add_auth_method(&mut self, method: Box<dyn AuthMethod>) {
+        self.auth_methods.push(method);
+    }
+
+    /// Installs the authorization check for PUBLISH, SUBSCRIBE and wills.
+    pub fn set_authorizer(&mut self, authorizer: Box<dyn Authorizer>) {
+        self.authorizer = Some(authorizer);
     }
 
     pub fn nr_shards(&self) -> usize {
@@ -172,8 +230,11 @@ impl Shard {
             last_rx_ms: now_ms,
             out: BytesMut::new(),
             flush_queued: false,
+            no_problem_info: false,
             client_max_packet: max_packet,
             send_window: 0,
+            out_alias_max: 0,
+            ext: None,
         });
         self.stats.connections += 1;
         ConnId { slot, gen }
@@ -258,16 +319,46 @@ impl Shard {
         self.conns.get_mut(id.slot, id.gen)
     }
 
-    /// Encodes `packet` for `conn` and schedules a flush. Packets larger than the client's
-    /// Maximum Packet Size are not sent [MQTT-3.1.2-24]; the caller decides what that means.
+    /// Encodes `packet` for `conn` and schedules a flush. For a v5 client, Reason Strings and
+    /// User Properties are left out where the client asked for none [MQTT-3.1.2-29] or where
+    /// they would make the packet larger than its Maximum Packet Size [MQTT-3.4.2-2]; a packet
+    /// still too large is not sent [MQTT-3.1.2-24] and false is returned. PUBLISH goes
+    /// through `send_publish` (topic aliases).
     fn send(&mut self, conn: ConnId, packet: &codec::Packet) -> bool {
+        let Some(c) = self.conns.get(conn.slot, conn.gen) else {
+            return false;
+        };
+        if c.version.is_v5() {
+            let only_diag = !matches!(
+                packet,
+                codec::Packet::Publish(_)
+                    | codec::Packet::ConnAck(_)
+                    | codec::Packet::Disconnect(_)
+            );
+            let fits = |p: &codec::Packet| {
+                codec::encoded_len(p, c.version).is_ok_and(|n| n <= c.client_max_packet as usize)
+            };
+            if (c.no_problem_info && only_diag) || !fits(packet) {
+                if let Some(lean) = without_diagnostics(packet) {
+                    return self.write_packet(conn, &lean);
+                }
+            }
+        }
+        self.write_packet(conn, packet)
+    }
+
+    /// Encodes `packet` into the connection's output if it fits the client's maximum.
+    fn write_packet(&mut self, conn: ConnId, packet: &codec::Packet) -> bool {
         let Some(c) = self.conns.get_mut(conn.slot, conn.gen) else {
             return false;
         };
         if c.version.is_v5() {
             match codec::encoded_len(packet, c.version) {
                 Ok(n) if n <= c.client_max_packet as usize => {}
-                _ => return false,
+                _ => {
+                    self.stats.dropped_too_large += 1;
+                    return false;
+                }
             }
         }
         let before = c.out.len();
@@ -282,4 +373,44 @@ impl Shard {
         }
         true
     }
+}
+
+/// A copy of `p` without its Reason String and User Properties, or `None` when it has none.
+fn without_diagnostics(p: &codec::Packet) -> Option<codec::Packet> {
+    use codec::Packet::*;
+    fn strip(reason: &mut Option<ByteStr>, user: &mut Vec<codec::UserProperty>) -> bool {
+        let had = reason.is_some() || !user.is_empty();
+        *reason = None;
+        user.clear();
+        had
+    }
+    let mut p = p.clone();
+    let had = match &mut p {
+        PubAck(a) | PubRec(a) | PubRel(a) | PubComp(a) => strip(
+            &mut a.properties.reason_string,
+            &mut a.properties.user_properties,
+        ),
+        SubAck(a) => strip(
+            &mut a.properties.reason_string,
+            &mut a.properties.user_properties,
+        ),
+        UnsubAck(a) => strip(
+            &mut a.properties.reason_string,
+            &mut a.properties.user_properties,
+        ),
+        Disconnect(d) => strip(
+            &mut d.properties.reason_string,
+            &mut d.properties.user_properties,
+        ),
+        ConnAck(a) => strip(
+            &mut a.properties.reason_string,
+            &mut a.properties.user_properties,
+        ),
+        Auth(a) => strip(
+            &mut a.properties.reason_string,
+            &mut a.properties.user_properties,
+        ),
+        _ => false,
+    };
+    had.then_some(p)
 }

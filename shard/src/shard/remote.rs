@@ -1,5 +1,6 @@
-//! Messages from other shards: publishes to deliver locally, route-table updates,
-//! retained-message storage, queries and replies.
+//! Messages from other shards: publishes to deliver locally (plain, or to one member of a
+//! shared subscription), route-table and shared-member updates, retained-message storage,
+//! queries and replies.
 
 use super::Shard;
 use crate::ids::ShardId;
@@ -9,7 +10,24 @@ impl Shard {
     /// Handles one message sent by shard `from`.
     pub fn handle_shard_msg(&mut self, now_ms: u64, from: ShardId, msg: ShardMsg) {
         match msg {
-            ShardMsg::Publish(m) => self.deliver_local(now_ms, &m, None),
+            ShardMsg::Publish(m) => {
+                self.deliver_local(now_ms, &m, None);
+            }
+            ShardMsg::SharedSet {
+                group,
+                filter,
+                members,
+                token,
+            } => {
+                self.apply_shared_set(&group, &filter, from, members);
+                if let Some(token) = token {
+                    self.outbox.push(from, ShardMsg::RouteAck { token });
+                }
+            }
+            ShardMsg::SharedPublish(d) => {
+                let d = *d;
+                self.dispatch_shared(now_ms, d.msg, d.tag, d.tried);
+            }
             ShardMsg::RouteAdd { filter, token } => {
                 self.routes.add(&filter, from);
                 self.outbox.push(from, ShardMsg::RouteAck { token });
@@ -36,7 +54,7 @@ impl Shard {
                 granted,
                 sub_id,
             } => {
-                let messages = self.local_retained(&filter);
+                let messages = self.local_retained(now_ms, &filter);
                 if !messages.is_empty() {
                     self.outbox.push(
                         from,

@@ -22,6 +22,8 @@ pub struct Client {
     pub rx: BytesMut,
     pub inbox: VecDeque<Packet>,
     pub closed: bool,
+    /// Size of the largest frame the server sent this client, bytes.
+    pub largest_frame: usize,
 }
 
 pub type C = usize;
@@ -55,6 +57,7 @@ impl World {
             rx: BytesMut::new(),
             inbox: VecDeque::new(),
             closed: false,
+            largest_frame: 0,
         });
         let c = self.clients.len() - 1;
         self.send(c, Packet::Connect(Box::new(connect)));
@@ -168,8 +171,13 @@ impl World {
         let limits = Limits {
             max_packet_size: Limits::PROTOCOL_MAX,
         };
-        while let Some(p) = decode(&mut cl.rx, &limits, cl.version).expect("server output decodes")
-        {
+        loop {
+            let before = cl.rx.len();
+            let Some(p) = decode(&mut cl.rx, &limits, cl.version).expect("server output decodes")
+            else {
+                break;
+            };
+            cl.largest_frame = cl.largest_frame.max(before - cl.rx.len());
             cl.inbox.push_back(p);
         }
         if close {
@@ -195,6 +203,46 @@ impl World {
                 }
             })
             .collect()
+    }
+
+    /// Sends raw bytes from `c` as if read from its socket (decoded with the shard's limits).
+    pub fn send_bytes(&mut self, c: C, bytes: &[u8]) {
+        let cl = &self.clients[c];
+        let conn = cl.conn.expect("client has a connection");
+        let mut buf = BytesMut::from(bytes);
+        while let Some((limits, version)) = self.shards[cl.shard].decode_params(conn) {
+            match decode(&mut buf, &limits, version) {
+                Ok(Some(p)) => self.shards[cl.shard].handle_packet(self.now, conn, p),
+                Err(e) => {
+                    self.shards[cl.shard].decode_error(self.now, conn, e);
+                    break;
+                }
+                Ok(None) => break,
+            }
+        }
+        self.settle();
+    }
+
+    /// Shuts every shard down (the broker's SIGTERM path).
+    pub fn shutdown(&mut self) {
+        for s in &mut self.shards {
+            s.shutdown(self.now);
+        }
+        self.settle();
+    }
+
+    /// Sum of every shard's counters.
+    pub fn stats(&self) -> shard::ShardStats {
+        let mut t = shard::ShardStats::default();
+        for s in &self.shards {
+            t += s.stats();
+        }
+        t
+    }
+
+    /// Total sessions over all shards.
+    pub fn sessions(&self) -> usize {
+        self.shards.iter().map(|s| s.session_count()).sum()
     }
 
     pub fn is_closed(&self, c: C) -> bool {
@@ -231,6 +279,80 @@ pub fn connect_packet(
         password: None,
         properties: ConnectProperties::default(),
     }
+}
+
+/// A v5 CONNECT with the given properties.
+pub fn connect5(id: &str, clean: bool, properties: ConnectProperties) -> Connect {
+    Connect {
+        properties,
+        ..connect_packet(id, ProtocolVersion::V5, clean, 0, None)
+    }
+}
+
+/// The last DISCONNECT `packets` holds.
+pub fn disconnect_of(packets: &[Packet]) -> Option<&Disconnect> {
+    packets.iter().rev().find_map(|p| match p {
+        Packet::Disconnect(d) => Some(d),
+        _ => None,
+    })
+}
+
+/// The acknowledgement of `kind` (PUBACK, PUBREC...) for packet id `id` in `packets`.
+pub fn ack_of(packets: &[Packet], id: u16) -> Option<&PubAck> {
+    packets.iter().find_map(|p| match p {
+        Packet::PubAck(a) | Packet::PubRec(a) | Packet::PubComp(a) | Packet::PubRel(a)
+            if a.packet_id.get() == id =>
+        {
+            Some(a)
+        }
+        _ => None,
+    })
+}
+
+/// A v5 PUBLISH with properties.
+pub fn publish5(
+    topic: &str,
+    payload: &str,
+    qos: QoS,
+    p: u16,
+    properties: PublishProperties,
+) -> Packet {
+    let Packet::Publish(mut x) = publish_packet(topic, payload, qos, false, p) else {
+        unreachable!()
+    };
+    x.properties = properties;
+    Packet::Publish(x)
+}
+
+/// A SUBSCRIBE of one filter with full options and an optional subscription id.
+pub fn subscribe_with(p: u16, f: SubscribeFilter, sub_id: Option<u32>) -> Packet {
+    Packet::Subscribe(Subscribe {
+        packet_id: pid(p),
+        filters: vec![f],
+        properties: SubscribeProperties {
+            subscription_identifier: sub_id.and_then(std::num::NonZeroU32::new),
+            user_properties: Vec::new(),
+        },
+    })
+}
+
+pub fn unsubscribe_packet(p: u16, filter: &str) -> Packet {
+    Packet::Unsubscribe(Unsubscribe {
+        packet_id: pid(p),
+        filters: vec![ByteStr::from(filter)],
+        user_properties: Vec::new(),
+    })
+}
+
+/// The SUBACK codes in `packets`.
+pub fn suback_codes(packets: &[Packet]) -> Vec<ReasonCode> {
+    packets
+        .iter()
+        .find_map(|p| match p {
+            Packet::SubAck(s) => Some(s.codes.clone()),
+            _ => None,
+        })
+        .expect("SUBACK")
 }
 
 pub fn subscribe_packet(p: u16, filter: &str, qos: QoS) -> Packet {
