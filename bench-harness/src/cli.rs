@@ -42,6 +42,19 @@ pub enum Cmd {
     /// Internal: one worker process of a run (started by the parent).
     #[command(hide = true)]
     Worker(WorkerArgs),
+    /// A stand-in broker for measuring the harness itself: acks and drops every publish;
+    /// subscribing to `flood...` gets an endless QoS 0 stream (see docs/harness.md).
+    #[command(hide = true)]
+    NullBroker(NullBrokerArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct NullBrokerArgs {
+    #[arg(long, default_value = "127.0.0.1:18831")]
+    pub listen: String,
+    /// Payload size of the flood's messages.
+    #[arg(short = 's', long, default_value_t = 64)]
+    pub size: usize,
 }
 
 /// Flags every run subcommand has.
@@ -196,7 +209,7 @@ pub fn build(cmd: &Cmd) -> Result<(RunSpec, Phases)> {
         Cmd::Fanout(a) => (Scenario::Fanout, &a.common),
         Cmd::P2p(a) => (Scenario::P2p, &a.common),
         Cmd::Shared(a) => (Scenario::Shared, &a.common),
-        Cmd::Worker(_) => bail!("worker is internal"),
+        Cmd::Worker(_) | Cmd::NullBroker(_) => bail!("not a run subcommand"),
     };
     if common.tls {
         bail!("--tls: not supported by this build yet");
@@ -280,7 +293,7 @@ pub fn build(cmd: &Cmd) -> Result<(RunSpec, Phases)> {
             phases.duration_s = a.duration;
             phases.drain_s = a.drain;
         }
-        Cmd::Worker(_) => unreachable!(),
+        Cmd::Worker(_) | Cmd::NullBroker(_) => unreachable!(),
     }
     for (_, _, t) in &groups {
         if !t.is_empty() {

@@ -7,6 +7,7 @@
 //! - `engine`: one worker process, an epoll loop of MQTT client connections (`engine/client`).
 //! - `wire`: the parent/worker pipe protocol; `stats`: counters, HDR histograms, CPU time;
 //!   `report`: loss and rates, table and JSON.
+//! - `nullbroker`: a stand-in broker (sink and source) for measuring the harness itself.
 //! - `pace` (rate schedules), `seqtrack` (loss/order per stream), `payload` (timing header),
 //!   `pattern` (`%i`/`%c` topics).
 //!
@@ -15,6 +16,7 @@
 
 mod cli;
 mod engine;
+mod nullbroker;
 mod pace;
 mod parent;
 mod pattern;
@@ -44,6 +46,9 @@ fn real_main() -> Result<()> {
     if let cli::Cmd::Worker(w) = &cli.cmd {
         let spec: spec::RunSpec = serde_json::from_str(&w.spec).context("worker spec")?;
         return engine::run(spec, w.index);
+    }
+    if let cli::Cmd::NullBroker(a) = &cli.cmd {
+        return nullbroker::run(&a.listen, a.size);
     }
     let (spec, phases) = cli::build(&cli.cmd)?;
     let command = std::env::args().skip(1).collect::<Vec<_>>().join(" ");

@@ -237,8 +237,16 @@ pub fn run(spec: RunSpec, phases: Phases, command: String) -> Result<()> {
             // the parent's own view (coarser by a progress interval) is the fallback.
             publish_s: span(total.first_pub_ns, total.last_pub_ns)
                 .unwrap_or((t_pub_end - t_ready).as_secs_f64()),
-            receive_s: span(total.first_pub_ns, total.last_rx_ns)
-                .unwrap_or((t_last_rx.unwrap_or(t_ready).max(t_ready) - t_ready).as_secs_f64()),
+            // From the first publish when this run published, else from the first arrival.
+            receive_s: span(
+                if total.first_pub_ns > 0 {
+                    total.first_pub_ns
+                } else {
+                    total.first_rx_ns
+                },
+                total.last_rx_ns,
+            )
+            .unwrap_or((t_last_rx.unwrap_or(t_ready).max(t_ready) - t_ready).as_secs_f64()),
         },
         cpu_us: (cu + pu, cs + ps),
     });

@@ -202,10 +202,12 @@ pub fn table(r: &RunReport) -> String {
         );
     }
     if m.published + m.received > 0 {
-        s += &format!(
-            "published    {} (QoS {}, {} B) in {:.2} s = {:.1} msg/s, {} acked\n",
-            m.published, m.qos, m.payload, m.publish_s, m.publish_rate, m.acked
-        );
+        if m.published > 0 {
+            s += &format!(
+                "published    {} (QoS {}, {} B) in {:.2} s = {:.1} msg/s, {} acked\n",
+                m.published, m.qos, m.payload, m.publish_s, m.publish_rate, m.acked
+            );
+        }
         let dash = |x: Option<u64>| x.map_or("-".to_string(), |e| e.to_string());
         if m.received > 0 || m.expected.is_some() {
             s += &format!(

@@ -77,8 +77,9 @@ counters! {
     cpu_sys_us,
     }
     min {
-        /// When the first message was published.
+        /// When the first message was published / received.
         first_pub_ns,
+        first_rx_ns,
     }
     max {
         /// When the last message was published / received.

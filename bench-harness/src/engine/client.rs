@@ -344,6 +344,9 @@ impl Conn {
 
     fn on_publish(&mut self, p: &codec::Publish, ctx: &mut Ctx, now: u64) {
         ctx.counters.received += 1;
+        if ctx.counters.first_rx_ns == 0 {
+            ctx.counters.first_rx_ns = now;
+        }
         ctx.counters.last_rx_ns = now;
         match (Header::read(&p.payload), self.subs.as_mut()) {
             (Some(h), Some(s)) => {

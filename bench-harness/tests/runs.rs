@@ -1,7 +1,8 @@
-//! A small real run of the harness binary against a real broker: 10 publisher/subscriber
-//! pairs, 100 QoS 1 messages each, every message must arrive exactly once.
+//! Real runs of the harness binary. The main one, against a real broker: 10 publisher/subscriber
+//! pairs, 100 QoS 1 messages each, every message must arrive exactly once. Others: conn mode
+//! ends by itself, refused connections are counted, a flood from the null broker ends on time.
 //!
-//! Runs against ringmq when its release binary exists and starts (`RINGMQ_BIN`, or
+//! The p2p run goes against ringmq when its release binary exists and starts (`RINGMQ_BIN`, or
 //! `target/release/ringmq`), and against Mosquitto when it is installed. A broker that is
 //! missing is skipped with the reason printed; the test fails if neither can be run.
 
@@ -224,4 +225,40 @@ fn refused_connections_are_counted_not_hung_on() {
     let r = bench(&["conn", "-p", &port, "-c", "5", "--hold", "0"]);
     assert_eq!(r["connections"]["connected"], 0, "{r}");
     assert_eq!(r["connections"]["failed"], 5, "{r}");
+}
+
+/// The harness's own null broker floods a subscriber faster than one core can read: the run
+/// must still end on time (the read budget per turn lets the parent's `stop` through), with
+/// every message of the stream accounted for.
+#[test]
+fn flood_from_null_broker_ends_on_time_without_gaps() {
+    let port = free_port();
+    let mut nb = Command::new(env!("CARGO_BIN_EXE_ringmq-bench"))
+        .args(["null-broker", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start null-broker");
+    assert!(wait_listening(port), "null-broker did not listen");
+    let t = Instant::now();
+    let r = bench(&[
+        "sub",
+        "-p",
+        &port.to_string(),
+        "-c",
+        "2",
+        "-t",
+        "flood",
+        "--duration",
+        "2",
+    ]);
+    let took = t.elapsed();
+    let _ = nb.kill();
+    let _ = nb.wait();
+    let m = &r["messages"];
+    assert!(took < Duration::from_secs(8), "a 2 s run took {took:?}");
+    assert!(m["received"].as_u64().unwrap() > 10_000, "{r}");
+    assert_eq!(m["received"], m["unique"], "{r}");
+    assert_eq!(m["duplicates"], 0, "{r}");
+    assert_eq!(m["gaps"], 0, "{r}");
+    assert_eq!(m["foreign"], 0, "{r}");
 }
