@@ -9,6 +9,7 @@
 //! - `cli`: the clap `Cli`, defaults < file < flags merging, `--check-config`.
 //! - `rlimit`: raise RLIMIT_NOFILE soft to hard at start; warn when below max_connections.
 //! - `engine`: one glommio executor per shard, the mesh, listeners, connection tasks, flushing.
+//! - `sd_notify`: systemd READY/STOPPING/WATCHDOG notifications, shard heartbeats.
 //! - `signals`: SIGINT/SIGTERM handling for a clean stop.
 //! - `startup`: turns the validated config into what the shards run with.
 //! - `logging`: the tracing subscriber (EnvFilter levels per module, RUST_LOG, text|json).
@@ -22,5 +23,6 @@ pub mod config_validate;
 pub mod engine;
 pub mod logging;
 pub mod rlimit;
+pub mod sd_notify;
 pub mod signals;
 pub mod startup;

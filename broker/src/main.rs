@@ -47,10 +47,13 @@ fn main() -> ExitCode {
     let listeners: Vec<_> = config.listeners.iter().map(|l| l.bind).collect();
     broker::engine::now_ms();
     broker::signals::block();
+    let beats = broker::sd_notify::Heartbeats::new(shards);
     let engine = match broker::engine::start(
         shards,
         listeners.clone(),
         broker::startup::shard_config(&config),
+        config.limits.max_connections as usize,
+        beats.clone(),
     ) {
         Ok(e) => e,
         Err(e) => {
@@ -66,7 +69,10 @@ fn main() -> ExitCode {
             shards
         );
     }
+    broker::sd_notify::notify("READY=1");
+    broker::sd_notify::start_watchdog(beats);
     broker::signals::wait_for_stop();
+    broker::sd_notify::notify("STOPPING=1");
     tracing::info!("stopping");
     drop(engine);
     ExitCode::SUCCESS

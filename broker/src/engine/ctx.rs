@@ -48,6 +48,9 @@ pub struct Ctx {
     pub mesh: MeshOut,
     flush_kick: LocalSender<()>,
     flush_pending: Cell<bool>,
+    live: Cell<usize>,
+    /// Connections closed at accept because the shard was full.
+    pub refused: Cell<u64>,
 }
 
 impl Ctx {
@@ -67,6 +70,8 @@ impl Ctx {
             mesh,
             flush_kick,
             flush_pending: Cell::new(false),
+            live: Cell::new(0),
+            refused: Cell::new(0),
         }
     }
 
@@ -88,7 +93,14 @@ impl Ctx {
         if io.len() <= i {
             io.resize_with(i + 1, || None);
         }
-        io[i] = Some(slot);
+        if io[i].replace(slot).is_none() {
+            self.live.set(self.live.get() + 1);
+        }
+    }
+
+    /// Connections with a socket on this shard.
+    pub fn live_conns(&self) -> usize {
+        self.live.get()
     }
 
     /// Removes and returns the I/O side of `conn` (dropping it closes the socket).
@@ -96,6 +108,7 @@ impl Ctx {
         let mut io = self.io.borrow_mut();
         let s = io.get_mut(conn.slot as usize)?;
         if s.as_ref().is_some_and(|x| x.conn == conn) {
+            self.live.set(self.live.get().saturating_sub(1));
             s.take()
         } else {
             None

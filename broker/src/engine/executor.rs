@@ -27,6 +27,9 @@ pub struct ShardStart {
     pub nr: usize,
     pub listeners: Vec<SocketAddr>,
     pub cfg: ShardConfig,
+    /// Connections this shard holds at most (the broker limit split across shards).
+    pub max_conns: usize,
+    pub heartbeats: crate::sd_notify::Heartbeats,
     pub mesh: MeshBuilder<MeshMsg, Full>,
     /// Told once this shard accepts on every listener (or failed to bind).
     pub ready: Sender<Result<ShardId, String>>,
@@ -37,6 +40,8 @@ pub async fn shard_main(start: ShardStart) {
         nr,
         listeners,
         cfg,
+        max_conns,
+        heartbeats,
         mesh,
         ready,
     } = start;
@@ -99,6 +104,7 @@ pub async fn shard_main(start: ShardStart) {
         loop {
             glommio::timer::sleep(TICK).await;
             tctx.shard.borrow_mut().handle_timeout(now_ms());
+            heartbeats.beat(tctx.id.index());
             tctx.kick();
         }
     })
@@ -111,6 +117,11 @@ pub async fn shard_main(start: ShardStart) {
         accepts.push(glommio::spawn_local(async move {
             loop {
                 match l.accept().await {
+                    Ok(stream) if ctx.live_conns() >= max_conns => {
+                        // Over limits.max_connections: close before reading anything.
+                        drop(stream);
+                        ctx.refused.set(ctx.refused.get() + 1);
+                    }
                     Ok(stream) => conn::add(&ctx, stream, None),
                     Err(e) => {
                         // EMFILE and friends: back off instead of spinning.

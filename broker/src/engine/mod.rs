@@ -42,7 +42,13 @@ fn allowed_cpus() -> Vec<usize> {
 }
 
 /// Starts `nr` shards listening on `listeners`; returns once every shard accepts.
-pub fn start(nr: usize, listeners: Vec<SocketAddr>, cfg: ShardConfig) -> anyhow::Result<Engine> {
+pub fn start(
+    nr: usize,
+    listeners: Vec<SocketAddr>,
+    cfg: ShardConfig,
+    max_connections: usize,
+    heartbeats: crate::sd_notify::Heartbeats,
+) -> anyhow::Result<Engine> {
     let allowed = allowed_cpus();
     let placement = if nr <= allowed.len() {
         let set = CpuSet::online()
@@ -62,6 +68,8 @@ pub fn start(nr: usize, listeners: Vec<SocketAddr>, cfg: ShardConfig) -> anyhow:
         nr,
         listeners,
         cfg,
+        max_conns: max_connections.div_ceil(nr),
+        heartbeats,
         mesh: MeshBuilder::full(nr, MESH_CAPACITY),
         ready: ready_tx,
     };
