@@ -182,12 +182,25 @@ impl Shard {
             props.authentication_method = auth_method;
             props.authentication_data = auth_data;
         }
-        let ack = ConnAck {
+        let mut ack = ConnAck {
             session_present,
             code: ReasonCode::Success,
             properties: props,
         };
-        self.send(conn, &Packet::ConnAck(ack));
+        if !self.send(conn, &Packet::ConnAck(ack.clone())) {
+            // The client's Maximum Packet Size is below our full CONNACK: keep only what
+            // changes the session's meaning; absent capabilities read as their defaults.
+            let p = ack.properties;
+            ack.properties = ConnAckProperties {
+                assigned_client_identifier: p.assigned_client_identifier,
+                server_keep_alive: p.server_keep_alive,
+                session_expiry_interval: p.session_expiry_interval,
+                authentication_method: p.authentication_method,
+                authentication_data: p.authentication_data,
+                ..ConnAckProperties::default()
+            };
+            self.send(conn, &Packet::ConnAck(ack));
+        }
         if session_present {
             self.resend_inflight(now_ms, key, conn);
         }
