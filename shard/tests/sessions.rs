@@ -231,3 +231,87 @@ fn retained_store_replace_delete_and_wildcard_across_shards() {
     let live = w.publishes(e);
     assert!(!live[0].retain);
 }
+
+#[test]
+fn max_offline_sessions_ends_the_longest_offline_first() {
+    let cfg = shard::ShardConfig {
+        max_offline_sessions: 2,
+        ..Default::default()
+    };
+    let mut w = World::with_config(1, cfg);
+    let watch = w.connect("watch", V4, true);
+    w.subscribe(watch, 1, "gone/#", QoS::AtMostOnce);
+    w.recv(watch);
+    let ids = ["o1", "o2", "o3", "o4"];
+    let cs: Vec<C> = ids
+        .iter()
+        .map(|id| {
+            let c = w.connect_with(connect_packet(
+                id,
+                V4,
+                false,
+                0,
+                Some(will(&format!("gone/{id}"), id, QoS::AtMostOnce, false)),
+            ));
+            w.recv(c);
+            c
+        })
+        .collect();
+    // o1 goes offline first, then o2; o1 comes back; then o3 and o4 go.
+    w.drop_conn(cs[0]);
+    w.drop_conn(cs[1]);
+    let got: Vec<_> = w
+        .publishes(watch)
+        .iter()
+        .map(|p| p.payload.clone())
+        .collect();
+    assert_eq!(got.len(), 2, "wills of the abnormal closes");
+    w.reconnect(cs[0], connect_packet("o1", V4, false, 0, None));
+    assert!(connack(&w.recv(cs[0])[0]).session_present);
+    w.drop_conn(cs[2]);
+    assert_eq!(w.sessions(), 5, "2 offline: within the cap");
+    w.drop_conn(cs[3]);
+    w.recv(watch);
+    assert_eq!(w.sessions(), 4, "o2, the longest offline, was ended");
+    w.reconnect(cs[1], connect_packet("o2", V4, false, 0, None));
+    assert!(!connack(&w.recv(cs[1])[0]).session_present);
+    w.reconnect(cs[2], connect_packet("o3", V4, false, 0, None));
+    assert!(connack(&w.recv(cs[2])[0]).session_present, "o3 kept");
+}
+
+#[test]
+fn publish_system_reaches_dollar_filters_on_every_shard_and_is_retained() {
+    let nr = 3;
+    let mut w = World::new(nr);
+    let all = w.connect(&id_on("all", 0, nr), V4, true);
+    w.subscribe(all, 1, "#", QoS::AtMostOnce);
+    let sys: Vec<C> = (0..nr)
+        .map(|i| {
+            let c = w.connect(&id_on("sys", i, nr), V4, true);
+            w.subscribe(c, 1, "$SYS/#", QoS::AtMostOnce);
+            w.recv(c);
+            c
+        })
+        .collect();
+    w.recv(all);
+    let now = w.now;
+    w.shards[1].publish_system(
+        now,
+        "$SYS/broker/uptime",
+        bytes::Bytes::from_static(b"42"),
+        QoS::AtMostOnce,
+        true,
+    );
+    w.settle();
+    for &c in &sys {
+        let got = w.publishes(c);
+        assert_eq!(got.len(), 1);
+        assert_eq!(&got[0].payload[..], b"42");
+    }
+    assert!(w.publishes(all).is_empty(), "'#' does not match '$' topics");
+    let late = w.connect("late", V4, true);
+    w.subscribe(late, 1, "$SYS/broker/+", QoS::AtMostOnce);
+    let got = w.publishes(late);
+    assert_eq!(got.len(), 1);
+    assert!(got[0].retain);
+}

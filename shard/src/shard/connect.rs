@@ -144,6 +144,7 @@ impl Shard {
             // Queued messages whose expiry passed while offline are not sent [MQTT-3.3.2-5].
             expired = s.drop_expired(now_ms);
         }
+        self.attached += 1;
         self.stats.messages_expired += expired as u64;
         self.stats.messages_dropped += expired as u64;
         if let Some(c) = self.conn_mut(conn) {

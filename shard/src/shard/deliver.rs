@@ -61,6 +61,33 @@ impl Shard {
         out
     }
 
+    /// Publishes a message the broker makes itself, e.g. `$SYS/...` statistics: routed like
+    /// a client's PUBLISH (all shards, shared groups, retained partition) with no publisher.
+    /// This is the hook for the `$SYS` publisher; topics starting with `$` are only matched
+    /// by filters that name the `$` level [MQTT-4.7.2-1].
+    pub fn publish_system(
+        &mut self,
+        now_ms: u64,
+        topic: &str,
+        payload: bytes::Bytes,
+        qos: QoS,
+        retain: bool,
+    ) {
+        let msg = std::sync::Arc::new(crate::message::Message {
+            topic: ByteStr::from(topic),
+            payload,
+            qos,
+            retain,
+            properties: None,
+            expires_at_ms: None,
+            publisher: None,
+        });
+        if retain {
+            self.store_retained(msg.clone());
+        }
+        self.route(now_ms, &msg, None);
+    }
+
     /// Delivers `msg` to this shard's matching sessions, one copy per session at the highest
     /// granted QoS of its overlapping subscriptions [MQTT-3.3.5-1]. Returns how many
     /// sessions took it and how many refused it (queue full).

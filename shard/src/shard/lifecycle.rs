@@ -97,6 +97,7 @@ impl Shard {
             return;
         }
         s.conn = None;
+        self.attached = self.attached.saturating_sub(1);
         s.epoch = s.epoch.wrapping_add(1);
         let epoch = s.epoch;
         let expiry = s.expiry_secs;
@@ -120,12 +121,43 @@ impl Shard {
             self.publish_will(now_ms, key, *w);
         }
         match expiry {
-            0 => self.end_session(now_ms, key),
+            0 => return self.end_session(now_ms, key),
             u32::MAX => {}
             secs => self.timers.insert(
                 now_ms + secs as u64 * 1000,
                 TimerEvent::SessionExpiry(key, epoch),
             ),
+        }
+        self.offline.push_back((key, epoch));
+        self.cap_offline_sessions(now_ms);
+    }
+
+    /// Ends the longest-offline sessions while more than `max_offline_sessions` are
+    /// offline, so sessions that never expire (3.1.1, or v5 with 0xFFFFFFFF) cannot pile up.
+    /// Their wills are published, as at session expiry.
+    fn cap_offline_sessions(&mut self, now_ms: u64) {
+        let max = self.cfg.max_offline_sessions;
+        while self.sessions.len().saturating_sub(self.attached) > max {
+            let Some((key, epoch)) = self.offline.pop_front() else {
+                break;
+            };
+            let will = match self.sessions.get_mut(key.slot, key.gen) {
+                Some(s) if s.epoch == epoch && s.conn.is_none() => s.will.take(),
+                _ => continue, // reconnected or already gone
+            };
+            if let Some(w) = will {
+                self.publish_will(now_ms, key, *w);
+            }
+            self.end_session(now_ms, key);
+        }
+        if self.offline.len() > 2 * (self.sessions.len() + 16) {
+            // Drop stale entries so reconnect churn does not grow the list.
+            let sessions = &self.sessions;
+            self.offline.retain(|&(k, e)| {
+                sessions
+                    .get(k.slot, k.gen)
+                    .is_some_and(|s| s.epoch == e && s.conn.is_none())
+            });
         }
     }
 

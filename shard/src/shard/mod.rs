@@ -159,6 +159,11 @@ pub struct Shard {
     scratch: Vec<crate::subs::Delivery<SessionKey>>,
     /// Reused buffer for due timers.
     due: Vec<TimerEvent>,
+    /// Sessions that went offline, oldest first, with their epoch then (stale entries are
+    /// skipped): the order in which `max_offline_sessions` drops them.
+    offline: std::collections::VecDeque<(SessionKey, u32)>,
+    /// Sessions with a connection attached.
+    attached: usize,
     /// Per shared subscription: strategy state (cursors, sticky choices) and the tag its
     /// deliveries carry.
     shared: shared::SharedState,
@@ -193,6 +198,8 @@ impl Shard {
             stats: ShardStats::default(),
             scratch: Vec::new(),
             due: Vec::new(),
+            offline: std::collections::VecDeque::new(),
+            attached: 0,
             shared: shared::SharedState::new(id),
             auth_methods: Vec::new(),
             authorizer: None,
