@@ -60,9 +60,9 @@ pub struct NullBrokerArgs {
 /// Flags every run subcommand has.
 #[derive(Args, Debug, Clone)]
 pub struct Common {
-    /// Print help.
-    #[arg(long, action = ArgAction::Help)]
-    help: Option<bool>,
+    /// Print help (-h is the host list).
+    #[arg(long = "help", action = ArgAction::Help)]
+    print_help: Option<bool>,
     /// Broker hosts, comma-separated; connections rotate over them.
     #[arg(short = 'h', long = "host", default_value = "127.0.0.1")]
     pub host: String,
