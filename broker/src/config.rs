@@ -34,6 +34,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub log: LogConfig,
     pub sys: SysConfig,
+    pub shared: SharedConfig,
 }
 
 impl Default for Config {
@@ -47,6 +48,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             log: LogConfig::default(),
             sys: SysConfig::default(),
+            shared: SharedConfig::default(),
         }
     }
 }
@@ -108,6 +110,12 @@ pub struct LimitsConfig {
     pub max_keepalive: u16,
     /// Bytes of UTF-8.
     pub max_client_id_len: u16,
+    /// Incoming QoS 2 messages awaiting PUBREL per client; MQTT 5's advertised Receive Maximum.
+    pub receive_maximum: u16,
+    /// Topic Alias Maximum advertised, and the most aliases used towards a client; 0 = off.
+    pub topic_alias_maximum: u16,
+    /// Seconds a message may wait for delivery (caps Message Expiry Interval); 0 = no limit.
+    pub max_message_expiry: u32,
 }
 
 impl Default for LimitsConfig {
@@ -121,6 +129,9 @@ impl Default for LimitsConfig {
             max_topic_levels: 32,
             max_keepalive: 65535,
             max_client_id_len: 256,
+            receive_maximum: 1024,
+            topic_alias_maximum: 64,
+            max_message_expiry: 0,
         }
     }
 }
@@ -213,6 +224,24 @@ impl Default for SysConfig {
     fn default() -> Self {
         SysConfig { interval: 10 }
     }
+}
+
+/// `[shared]`: shared subscriptions `$share/{group}/{filter}`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SharedConfig {
+    pub strategy: SharedStrategy,
+}
+
+/// How a shared subscription group picks the member for each message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SharedStrategy {
+    #[default]
+    RoundRobin,
+    Random,
+    Sticky,
+    Hash,
 }
 
 /// Why a configuration could not be used. Every message names the key and says the fix.

@@ -32,10 +32,13 @@ pub const TOP_KEYS: &[&str] = &[
     "auth",
     "log",
     "sys",
+    "shared",
 ];
 
 /// Top-level keys that hold a table, and `listeners`, which holds an array of tables.
-const TABLES: &[&str] = &["limits", "session", "retained", "auth", "log", "sys"];
+const TABLES: &[&str] = &[
+    "limits", "session", "retained", "auth", "log", "sys", "shared",
+];
 const ARRAY_TABLE: &str = "listeners";
 
 const fn key(
@@ -78,6 +81,12 @@ pub const KEYS: &[KeySpec] = &[
         "Largest keepalive a client may ask for, in seconds."),
     key("limits.max_client_id_len", "23..=65535 bytes", "MQTT requires at least 23 [MQTT-3.1.3-5]; set it to e.g. 256", "256",
         "Longest client id accepted, in bytes of UTF-8."),
+    key("limits.receive_maximum", "1..=65535", "set it to e.g. 1024", "1024",
+        "Incoming QoS 2 messages a client may have awaiting PUBREL, advertised to MQTT 5 clients as Receive Maximum; one more gets DISCONNECT 0x93."),
+    key("limits.topic_alias_maximum", "0..=65535", "0 turns topic aliases off; e.g. 64", "64",
+        "Topic Alias Maximum advertised to MQTT 5 clients, and the most aliases ringmq uses towards a client that allows them. 0 turns topic aliases off."),
+    key("limits.max_message_expiry", "0..=4294967295 seconds", "0 = no limit; e.g. 86400", "0",
+        "Longest a message waits for delivery in a queue, in seconds; also caps a publisher's Message Expiry Interval. 0 = no limit."),
     key("session.max_session_expiry", "0..=4294967295 seconds", "0 ends every session at disconnect; e.g. 86400", "4294967295",
         "Cap on an MQTT 5 client's Session Expiry Interval, in seconds. 4294967295 = never expire."),
     key("session.max_offline_sessions", "1..=4294967295", "set it to e.g. 1000000", "1000000",
@@ -94,6 +103,8 @@ pub const KEYS: &[KeySpec] = &[
         "Log line format on stderr: human text or one JSON object per line."),
     key("sys.interval", "0..=86400 seconds", "0 disables $SYS; e.g. 10", "10",
         "Seconds between `$SYS/...` statistics updates; 0 disables `$SYS`."),
+    key("shared.strategy", "one of \"round_robin\", \"random\", \"sticky\", \"hash\"", "set it to e.g. \"round_robin\"", "\"round_robin\"",
+        "How a shared subscription group picks the member for each message: round_robin (members in turn), random, sticky (the same member until it leaves or goes offline), hash (by the publisher's client id)."),
 ];
 
 /// What a whole table must be, for a value of the wrong type where a table belongs.
@@ -143,6 +154,13 @@ const TABLE_SPECS: &[KeySpec] = &[
     key(
         "sys",
         "a table, written [sys]",
+        "see docs/configuration.md",
+        "",
+        "",
+    ),
+    key(
+        "shared",
+        "a table, written [shared]",
         "see docs/configuration.md",
         "",
         "",

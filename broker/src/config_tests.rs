@@ -50,6 +50,31 @@ fn empty_file_is_the_embedded_defaults() {
     assert_eq!(d.log.level, "info");
     assert_eq!(d.log.format, LogFormat::Text);
     assert_eq!(d.sys.interval, 10);
+    assert_eq!(d.limits.receive_maximum, 1024);
+    assert_eq!(d.limits.topic_alias_maximum, 64);
+    assert_eq!(d.limits.max_message_expiry, 0);
+    assert_eq!(d.shared.strategy, crate::config::SharedStrategy::RoundRobin);
+}
+
+#[test]
+fn mqtt5_keys_reach_the_shard_config() {
+    let text = "[limits]\nreceive_maximum = 5\ntopic_alias_maximum = 0\nmax_message_expiry = 60\n\
+                [shared]\nstrategy = \"hash\"\n";
+    let config = Config::from_toml_str(text).unwrap();
+    config.validate().unwrap();
+    let s = crate::startup::shard_config(&config);
+    assert_eq!(s.receive_maximum, 5);
+    assert_eq!(s.topic_alias_maximum, 0);
+    assert_eq!(s.max_message_expiry, 60);
+    assert_eq!(s.shared_strategy, shard::SharedStrategy::Hash);
+    for (name, want) in [
+        ("round_robin", shard::SharedStrategy::RoundRobin),
+        ("random", shard::SharedStrategy::Random),
+        ("sticky", shard::SharedStrategy::Sticky),
+    ] {
+        let c = Config::from_toml_str(&format!("[shared]\nstrategy = \"{name}\"")).unwrap();
+        assert_eq!(crate::startup::shard_config(&c).shared_strategy, want);
+    }
 }
 
 #[test]
@@ -107,6 +132,10 @@ fn every_bad_value_names_key_value_and_fix() {
         ("[log]\nlevel = \"info,broker=loud\"", "log.level = \"info,broker=loud\": must be a level (off, error, warn, info, debug, trace) or a filter like \"info,broker=debug\" (set it to e.g. \"info\")"),
         ("[log]\nlevel = \"\"", "log.level = \"\": must be a level (off, error, warn, info, debug, trace) or a filter like \"info,broker=debug\" (set it to e.g. \"info\")"),
         ("[log]\nformat = \"xml\"", "log.format = \"xml\": must be \"text\" or \"json\" (set it to e.g. \"text\")"),
+        ("[limits]\nreceive_maximum = 0", "limits.receive_maximum = 0: must be 1..=65535 (set it to e.g. 1024)"),
+        ("[limits]\ntopic_alias_maximum = 65536", "limits.topic_alias_maximum = 65536: must be 0..=65535 (0 turns topic aliases off; e.g. 64)"),
+        ("[limits]\nmax_message_expiry = -1", "limits.max_message_expiry = -1: must be 0..=4294967295 seconds (0 = no limit; e.g. 86400)"),
+        ("[shared]\nstrategy = \"fair\"", "shared.strategy = \"fair\": must be one of \"round_robin\", \"random\", \"sticky\", \"hash\" (set it to e.g. \"round_robin\")"),
         ("[sys]\ninterval = 86401", "sys.interval = 86401: must be 0..=86400 seconds (0 disables $SYS; e.g. 10)"),
         ("[[listeners]]\nbind = \"localhost:1883\"", "listeners[0].bind = \"localhost:1883\": must be IP:PORT, e.g. \"0.0.0.0:1883\" or \"[::]:1883\" (host names are not resolved)"),
         ("[[listeners]]\nbind = \"127.0.0.1\"", "listeners[0].bind = \"127.0.0.1\": must be IP:PORT, e.g. \"0.0.0.0:1883\" or \"[::]:1883\" (host names are not resolved)"),
@@ -171,7 +200,8 @@ fn validation_reports_every_problem_at_once() {
 #[test]
 fn unknown_keys_are_named_with_the_valid_keys_of_their_table() {
     let limits = "max_connections, max_packet_size, max_inflight, max_queued_messages, \
-                  max_subscriptions_per_client, max_topic_levels, max_keepalive, max_client_id_len";
+                  max_subscriptions_per_client, max_topic_levels, max_keepalive, max_client_id_len, \
+                  receive_maximum, topic_alias_maximum, max_message_expiry";
     assert_eq!(
         one_problem("[limits]\nmax_inflght = 3"),
         format!("unknown key limits.max_inflght (did you mean max_inflight?); valid keys in [limits]: {limits}")
@@ -187,21 +217,21 @@ fn unknown_keys_are_named_with_the_valid_keys_of_their_table() {
     assert_eq!(
         one_problem("max_inflight = 3"),
         "unknown key max_inflight (did you mean limits.max_inflight? it belongs under [limits]); \
-         valid top-level keys: shards, listeners, limits, session, retained, auth, log, sys"
+         valid top-level keys: shards, listeners, limits, session, retained, auth, log, sys, shared"
     );
     assert_eq!(
         one_problem("bind = \"0.0.0.0:1883\""),
         "unknown key bind (did you mean listeners.bind? it belongs under [[listeners]]); \
-         valid top-level keys: shards, listeners, limits, session, retained, auth, log, sys"
+         valid top-level keys: shards, listeners, limits, session, retained, auth, log, sys, shared"
     );
     assert_eq!(
         one_problem("shard = 2"),
         "unknown key shard (did you mean shards?); \
-         valid top-level keys: shards, listeners, limits, session, retained, auth, log, sys"
+         valid top-level keys: shards, listeners, limits, session, retained, auth, log, sys, shared"
     );
     assert_eq!(
         one_problem("[tls]\ncert = \"x\""),
-        "unknown key tls; valid top-level keys: shards, listeners, limits, session, retained, auth, log, sys"
+        "unknown key tls; valid top-level keys: shards, listeners, limits, session, retained, auth, log, sys, shared"
     );
     // All unknown keys at once, before any value is looked at.
     let lines = problems("[sys]\nintervall = 5\n[log]\nlevle = \"x\"\nformat = \"xml\"\n");

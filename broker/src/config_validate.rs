@@ -64,6 +64,12 @@ impl Config {
             u64::MAX,
         );
         range(
+            "limits.receive_maximum",
+            l.receive_maximum.into(),
+            1,
+            u64::MAX,
+        );
+        range(
             "session.max_offline_sessions",
             s.max_offline_sessions.into(),
             1,

@@ -1,6 +1,6 @@
 //! Start-up glue: turns the validated `Config` into what the engine and shards run with.
 
-use crate::config::Config;
+use crate::config::{Config, SharedStrategy};
 use shard::ShardConfig;
 
 /// The shard limits implied by the broker configuration.
@@ -19,6 +19,15 @@ pub fn shard_config(c: &Config) -> ShardConfig {
         max_offline_sessions: c.session.max_offline_sessions as usize,
         max_retained_messages: c.retained.max_messages as usize,
         max_retained_bytes: c.retained.max_bytes as usize,
+        receive_maximum: l.receive_maximum,
+        topic_alias_maximum: l.topic_alias_maximum,
+        max_message_expiry: l.max_message_expiry,
+        shared_strategy: match c.shared.strategy {
+            SharedStrategy::RoundRobin => shard::SharedStrategy::RoundRobin,
+            SharedStrategy::Random => shard::SharedStrategy::Random,
+            SharedStrategy::Sticky => shard::SharedStrategy::Sticky,
+            SharedStrategy::Hash => shard::SharedStrategy::Hash,
+        },
         ..ShardConfig::default()
     }
 }
