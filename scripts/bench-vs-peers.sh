@@ -156,6 +156,9 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; }
 start_broker() { # name command -> 0 when listening
   local name=$1 cmd
   cmd=$(expand_cmd "$2")
+  # A broker's sockets can outlive its process briefly (io_uring tears its files down
+  # asynchronously), so give the previous one a moment before calling the port taken.
+  for _ in $(seq 100); do port_open || break; sleep 0.1; done
   if port_open; then
     echo "bench-vs-peers.sh: port $PORT is already in use; give --port" >&2
     exit 1
@@ -255,7 +258,7 @@ for sc in scenarios:
         ratios = []
         for o in others:
             a, b = vals[o], vals[ref]
-            ratios.append(f'{a / b:.2f}x' if a is not None and b and label != 'lost' else '')
+            ratios.append(f'{a / b:.3g}x' if a is not None and b and label != 'lost' else '')
         rows.append([titles.get(sc, sc) if i == 0 else '', label] + [fmt(vals[n]) for n in names] + ratios)
     for n in names:
         r = load(n, sc)

@@ -15,7 +15,7 @@ usage() {
   cat <<EOF
 Usage: $(basename "$0") [-n N] [-r RATE] [--hold SECS] [--port PORT] [--shards K]
                   [--broker 'START COMMAND with {port}'] [--name NAME] [--cpus LIST]
-                  [--ifaddr LIST] [--no-check] [--kv] [--help]
+                  [--ifaddr LIST] [--no-check] [--kv] [--save] [--help]
 
   -n N           connections to open (default 1000000; capped by the broker's fd limit)
   -r RATE        connections per second (default 10000)
@@ -31,10 +31,10 @@ Usage: $(basename "$0") [-n N] [-r RATE] [--hold SECS] [--port PORT] [--shards K
   --ifaddr LIST  source addresses for the harness (default: enough 127.0.0.x, at least 4)
   --no-check     do not run kernel-tuning/check.sh
   --kv           also print the results as key=value lines (for bench-vs-peers.sh)
+  --save         after a ringmq run, write kernel-tuning/measured.env (BYTES_PER_CONN=...),
+                 which kernel-tuning/check.sh reads for its memory estimate
 
 Environment: RINGMQ (broker binary), BENCH (ringmq-bench binary); default target/release/.
-Writes kernel-tuning/measured.env (BYTES_PER_CONN=...) after a ringmq run, which
-kernel-tuning/check.sh reads for its memory estimate.
 EOF
 }
 
@@ -49,6 +49,7 @@ CPUS=""
 IFADDR=""
 CHECK=1
 KV=0
+SAVE=0
 while [ $# -gt 0 ]; do
   case "$1" in
     -n) N=$2; shift ;;
@@ -62,6 +63,7 @@ while [ $# -gt 0 ]; do
     --ifaddr) IFADDR=$2; shift ;;
     --no-check) CHECK=0 ;;
     --kv) KV=1 ;;
+    --save) SAVE=1 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "million.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
   esac
@@ -216,7 +218,7 @@ echo "| $DATE | $NAME | $HOST | $CONNECTED | $BPC ($KB KB) | $RATE_GOT | $(awk -
 if [ $KV = 1 ]; then
   echo "kv name=$NAME connected=$CONNECTED failed=$FAILED bytes_per_conn=$BPC conn_rate=$RATE_GOT connect_p99_us=$P99 cpu_s=$CPU_S"
 fi
-if [ "$NAME" = ringmq ] && [ -d "$ROOT/kernel-tuning" ]; then
+if [ $SAVE = 1 ] && [ "$NAME" = ringmq ] && [ -d "$ROOT/kernel-tuning" ]; then
   echo "BYTES_PER_CONN=$BPC" >"$ROOT/kernel-tuning/measured.env"
   say "wrote kernel-tuning/measured.env (BYTES_PER_CONN=$BPC) for check.sh"
 fi
