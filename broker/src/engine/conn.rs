@@ -55,7 +55,12 @@ pub async fn poller(ctx: Rc<Ctx>) {
     futures_lite::future::poll_fn(|cx| {
         take_ready(cx.waker(), &mut ready);
         for slot in ready.drain(..) {
-            poll_slot(&ctx, slot);
+            if ctx.mesh.congested() {
+                // Other shards are behind: stop reading until they catch up.
+                ctx.mesh.park(slot);
+            } else {
+                poll_slot(&ctx, slot);
+            }
         }
         ctx.kick();
         Poll::<()>::Pending

@@ -33,10 +33,18 @@ struct Lane {
     busy: Cell<bool>,
 }
 
+/// Batches queued behind a full ring to one shard before this shard stops reading its
+/// sockets (back-pressure to the publishers over TCP instead of unbounded memory).
+const BACKLOG_HIGH: usize = 256;
+/// Reading resumes once every lane is back under this many queued batches.
+const BACKLOG_LOW: usize = 64;
+
 /// Ordered non-blocking sending to every other shard.
 pub struct MeshOut {
     senders: Rc<Senders<MeshMsg>>,
     lanes: Vec<Rc<Lane>>,
+    /// Connection slots whose reads wait for the backlog to drain.
+    parked: Rc<RefCell<Vec<u32>>>,
 }
 
 impl MeshOut {
@@ -52,7 +60,20 @@ impl MeshOut {
         MeshOut {
             senders: Rc::new(senders),
             lanes,
+            parked: Rc::new(RefCell::new(Vec::new())),
         }
+    }
+
+    /// True while some lane has more than `BACKLOG_HIGH` batches waiting.
+    pub fn congested(&self) -> bool {
+        self.lanes
+            .iter()
+            .any(|l| l.backlog.borrow().len() > BACKLOG_HIGH)
+    }
+
+    /// Defers reading `slot` until the backlog drains.
+    pub fn park(&self, slot: u32) {
+        self.parked.borrow_mut().push(slot);
     }
 
     /// Sends `msg` to shard `to`, keeping the order of earlier sends to it.
@@ -78,6 +99,8 @@ impl MeshOut {
         // The ring is full: drain the backlog in order from a task that can wait.
         lane.busy.set(true);
         let lane = lane.clone();
+        let lanes = self.lanes.clone();
+        let parked = self.parked.clone();
         let senders = self.senders.clone();
         let idx = to.index();
         glommio::spawn_local(async move {
@@ -87,8 +110,19 @@ impl MeshOut {
                 if senders.send_to(idx, m).await.is_err() {
                     break;
                 }
+                let drained = lanes
+                    .iter()
+                    .all(|l| l.backlog.borrow().len() <= BACKLOG_LOW);
+                if drained && !parked.borrow().is_empty() {
+                    for slot in std::mem::take(&mut *parked.borrow_mut()) {
+                        super::waker::mark_ready(slot);
+                    }
+                }
             }
             lane.busy.set(false);
+            for slot in std::mem::take(&mut *parked.borrow_mut()) {
+                super::waker::mark_ready(slot);
+            }
         })
         .detach();
     }
