@@ -74,6 +74,12 @@ impl ByteStr {
         }
     }
 
+    /// Wraps bytes the caller has already checked to be valid UTF-8 without U+0000 (the
+    /// PUBLISH topic, whose U+0000 check shares `validate_name`'s scan).
+    pub(crate) fn from_checked(b: Bytes) -> Self {
+        ByteStr(b)
+    }
+
     pub fn as_str(&self) -> &str {
         // SAFETY: every constructor checks that the bytes are valid UTF-8.
         unsafe { std::str::from_utf8_unchecked(&self.0) }

@@ -287,6 +287,46 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(config(1000))]
+
+    /// A PUBLISH topic with `+`, `#` or U+0000 anywhere is refused with the exact error,
+    /// whatever else the topic holds (the decoder finds all three in one scan).
+    #[test]
+    fn publish_topic_with_forbidden_byte_is_refused(
+        v in version(),
+        name in strategies::topic_name_string(),
+        at in any::<prop::sample::Index>(),
+        bad in prop_oneof![Just('+'), Just('#'), Just('\0')],
+    ) {
+        let mut chars: Vec<char> = name.chars().collect();
+        chars.insert(at.index(chars.len() + 1), bad);
+        let topic: String = chars.into_iter().collect();
+        let mut body = (topic.len() as u16).to_be_bytes().to_vec();
+        body.extend(topic.as_bytes());
+        if v.is_v5() {
+            body.push(0); // empty property block
+        }
+        body.push(b'x');
+        let mut frame = vec![0x30];
+        let mut x = body.len();
+        loop {
+            let byte = (x & 0x7f) as u8;
+            x >>= 7;
+            frame.push(if x > 0 { byte | 0x80 } else { byte });
+            if x == 0 { break; }
+        }
+        frame.extend(body);
+        let expected = if bad == '\0' {
+            DecodeError::NullCharacter
+        } else {
+            DecodeError::Topic(TopicError::WildcardInName)
+        };
+        let mut buf = BytesMut::from(&frame[..]);
+        prop_assert_eq!(decode(&mut buf, &Limits::default(), v), Err(expected));
+    }
+}
+
 #[test]
 fn payload_strategy_reaches_two_byte_remaining_length() {
     // Guards the strategies: without a >127-byte payload the 2-byte varint path goes untested.

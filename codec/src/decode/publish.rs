@@ -11,8 +11,8 @@ use crate::error::DecodeError;
 use crate::packet::*;
 use crate::properties;
 use crate::topic::{self, TopicError};
-use crate::types::{ProtocolVersion, QoS};
-use crate::wire::{read_packet_id, read_str, read_u8};
+use crate::types::{ByteStr, ProtocolVersion, QoS};
+use crate::wire::{read_binary, read_packet_id, read_u8};
 use bytes::Bytes;
 
 /// Always `Some` on success; the `Option` is there so the value is built in the caller's
@@ -26,7 +26,7 @@ pub(super) fn decode_publish(
     let dup = flags & 0b1000 != 0;
     let qos = QoS::from_u8((flags >> 1) & 0b11).ok_or(DecodeError::PublishQoS3)?;
     let retain = flags & 0b0001 != 0;
-    let topic = read_str(b)?;
+    let topic = read_topic_name(b)?;
     let packet_id = if qos == QoS::AtMostOnce {
         None
     } else {
@@ -37,13 +37,9 @@ pub(super) fn decode_publish(
     } else {
         PublishProperties::default()
     };
-    if topic.is_empty() {
-        // An MQTT 5 sender may leave the topic empty and name it by a Topic Alias (§3.3.2.3.4).
-        if properties.topic_alias.is_none() {
-            return Err(TopicError::EmptyName.into());
-        }
-    } else {
-        topic::validate_name(&topic)?;
+    // An MQTT 5 sender may leave the topic empty and name it by a Topic Alias (§3.3.2.3.4).
+    if topic.is_empty() && properties.topic_alias.is_none() {
+        return Err(TopicError::EmptyName.into());
     }
     Ok(Some(Packet::Publish(Publish {
         dup,
@@ -54,6 +50,22 @@ pub(super) fn decode_publish(
         properties,
         payload: body,
     })))
+}
+
+/// The topic name: valid UTF-8, then one `validate_name` scan that finds U+0000 and the
+/// wildcards together (`read_str` would scan for U+0000 first, a second pass over every
+/// PUBLISH topic). Empty passes here; the caller checks for a Topic Alias.
+fn read_topic_name(b: &mut Bytes) -> Result<ByteStr, DecodeError> {
+    let raw = read_binary(b)?;
+    let name = std::str::from_utf8(&raw).map_err(|_| DecodeError::InvalidUtf8)?;
+    if !name.is_empty() {
+        topic::validate_name(name).map_err(|e| match e {
+            // The same error `read_str` gives for U+0000 in any string [MQTT-1.5.4-2].
+            TopicError::NullCharacter => DecodeError::NullCharacter,
+            e => e.into(),
+        })?;
+    }
+    Ok(ByteStr::from_checked(raw))
 }
 
 /// The four acknowledgements share one body. 3.x: the packet id and nothing else.
