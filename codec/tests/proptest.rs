@@ -364,3 +364,22 @@ fn regression_suback_without_return_codes() {
     let got = decode(&mut buf, &Limits::default(), ProtocolVersion::V5);
     assert_eq!(got, Err(DecodeError::NoUnsubAckCodes));
 }
+
+/// Guards the decoder's fast path for an empty v5 PUBLISH property block: only the one-byte
+/// 0x00 takes it; zero spelled long (0x80 0x00) still reaches the property reader and is
+/// refused [MQTT-1.5.5-1].
+#[test]
+fn regression_publish_empty_properties_fast_path() {
+    let v5 = ProtocolVersion::V5;
+    let mut buf = BytesMut::from(&[0x30, 0x05, 0x00, 0x01, b'a', 0x00, b'x'][..]);
+    let Ok(Some(Packet::Publish(p))) = decode(&mut buf, &Limits::default(), v5) else {
+        panic!("valid v5 PUBLISH refused");
+    };
+    assert!(p.properties.is_empty());
+    assert_eq!(&p.payload[..], b"x");
+    let mut buf = BytesMut::from(&[0x30, 0x06, 0x00, 0x01, b'a', 0x80, 0x00, b'x'][..]);
+    assert_eq!(
+        decode(&mut buf, &Limits::default(), v5),
+        Err(DecodeError::NonMinimalVarInt)
+    );
+}
