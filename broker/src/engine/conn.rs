@@ -1,37 +1,51 @@
 //! Connections on an executor: one poller task reads every socket of the shard.
 //!
-//! There is no task per connection. A socket's pending read is a glommio poll whose waker is
-//! the connection's slot number (`waker::slot_waker`); when it fires, the slot is queued and
-//! the single poller task reads it into the executor's shared 64 KiB buffer, decodes, and
-//! feeds the shard. Only an incomplete packet's bytes are copied into the connection's own
-//! buffer, released as soon as it is empty. After CONNECT, a connection whose client is
-//! homed on another shard is handed over (`dup`ed fd, CONNECT and unread bytes).
+//! There is no task, future or glommio stream per connection: sockets sit in the shard's
+//! edge-triggered epoll set (`readiness`), and the poller harvests it, reads each ready
+//! socket with plain non-blocking `recv(2)` into the executor's shared 64 KiB buffer,
+//! decodes, and feeds the shard. Only an incomplete packet's bytes are copied into the
+//! connection's own buffer, released as soon as it is empty. After CONNECT, a connection
+//! whose client is homed on another shard is handed over (fd, CONNECT and unread bytes).
 
 use super::ctx::{now_ms, Ctx, IoSlot};
+use super::flush;
 use super::mesh::MeshMsg;
-use super::waker::{mark_ready, slot_waker, take_ready};
+use super::readiness::Ready;
+use super::waker::{any_ready, mark_ready, take_ready};
 use bytes::BytesMut;
 use codec::{Connect, Packet};
-use futures_lite::AsyncRead;
-use glommio::net::TcpStream;
 use shard::{home_shard, ConnId};
-use std::os::unix::io::AsRawFd;
-use std::pin::Pin;
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
 use std::rc::Rc;
-use std::task::{Context, Poll};
+use std::task::Poll;
 
-/// Reads per connection per poller pass before others get their turn.
+/// Reads per connection per poller pass before others get their turn. With edge-triggered
+/// readiness a connection that used its budget is re-queued by the poller itself.
 const READ_BUDGET: usize = 4;
 
 /// Registers a socket accepted here (`first` None) or handed over with its CONNECT.
-pub fn add(ctx: &Rc<Ctx>, stream: TcpStream, first: Option<(Box<Connect>, BytesMut)>) {
-    let _ = stream.set_nodelay(true);
-    let fd = stream.as_raw_fd();
+pub fn add(ctx: &Rc<Ctx>, fd: OwnedFd, first: Option<(Box<Connect>, BytesMut)>) {
+    let raw = fd.as_raw_fd();
+    let one: libc::c_int = 1;
+    // SAFETY: setsockopt on a socket we own, with a valid int option.
+    unsafe {
+        libc::setsockopt(
+            raw,
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            (&one as *const libc::c_int).cast(),
+            4,
+        );
+    }
     let now = now_ms();
     let conn = ctx.shard.borrow_mut().open_conn(now);
+    if let Err(e) = ctx.readiness.add(raw, conn.slot) {
+        tracing::warn!("epoll add failed: {e}");
+        ctx.shard.borrow_mut().forget_conn(conn);
+        return;
+    }
     let mut slot = IoSlot {
         conn,
-        stream,
         fd,
         buf: BytesMut::new(),
         connected: false,
@@ -52,7 +66,17 @@ pub fn add(ctx: &Rc<Ctx>, stream: TcpStream, first: Option<(Box<Connect>, BytesM
 /// The poller task: forever reads whichever connections are ready.
 pub async fn poller(ctx: Rc<Ctx>) {
     let mut ready = Vec::new();
+    let mut harvested: Vec<Ready> = Vec::new();
     futures_lite::future::poll_fn(|cx| {
+        ctx.readiness.harvest(&mut harvested);
+        for r in harvested.drain(..) {
+            if r.writable {
+                flush::resume_write(&ctx, r.slot);
+            }
+            if r.readable {
+                mark_ready(r.slot);
+            }
+        }
         take_ready(cx.waker(), &mut ready);
         for slot in ready.drain(..) {
             if ctx.mesh.congested() {
@@ -63,6 +87,9 @@ pub async fn poller(ctx: Rc<Ctx>) {
             }
         }
         ctx.kick();
+        if !any_ready() && ctx.watcher_waiting.replace(false) {
+            super::executor::ack_watcher(&ctx);
+        }
         Poll::<()>::Pending
     })
     .await;
@@ -70,38 +97,47 @@ pub async fn poller(ctx: Rc<Ctx>) {
 
 enum ReadOutcome {
     Data,
-    Pending,
+    Drained,
     Closed,
+}
+
+/// Non-blocking read of one socket into the shared buffer, appended to the slot's buffer.
+fn read_once(ctx: &Ctx, slot: u32) -> Option<(ConnId, ReadOutcome)> {
+    let mut io = ctx.io.borrow_mut();
+    let s = io.get_mut(slot as usize)?.as_mut()?;
+    let mut scratch = ctx.read_buf.borrow_mut();
+    // SAFETY: recv into a live buffer of the stated length, on a socket the slot owns.
+    let n = unsafe {
+        libc::recv(
+            s.fd.as_raw_fd(),
+            scratch.as_mut_ptr().cast(),
+            scratch.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+    let outcome = if n > 0 {
+        s.buf.extend_from_slice(&scratch[..n as usize]);
+        ReadOutcome::Data
+    } else if n == 0 {
+        ReadOutcome::Closed
+    } else {
+        match std::io::Error::last_os_error().kind() {
+            std::io::ErrorKind::WouldBlock => ReadOutcome::Drained,
+            std::io::ErrorKind::Interrupted => ReadOutcome::Data,
+            _ => ReadOutcome::Closed,
+        }
+    };
+    Some((s.conn, outcome))
 }
 
 fn poll_slot(ctx: &Rc<Ctx>, slot: u32) {
     for _ in 0..READ_BUDGET {
-        let (conn, outcome) = {
-            let mut io = ctx.io.borrow_mut();
-            let Some(Some(s)) = io.get_mut(slot as usize) else {
-                return;
-            };
-            let waker = slot_waker(slot);
-            let mut cx = Context::from_waker(&waker);
-            let mut scratch = ctx.read_buf.borrow_mut();
-            let outcome = match Pin::new(&mut s.stream).poll_read(&mut cx, &mut scratch[..]) {
-                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => ReadOutcome::Closed,
-                Poll::Ready(Ok(n)) => {
-                    s.buf.extend_from_slice(&scratch[..n]);
-                    ReadOutcome::Data
-                }
-                Poll::Pending => ReadOutcome::Pending,
-            };
-            (s.conn, outcome)
+        let Some((conn, outcome)) = read_once(ctx, slot) else {
+            return;
         };
         match outcome {
-            ReadOutcome::Pending => {
-                if let Some(s) = ctx
-                    .io
-                    .borrow_mut()
-                    .get_mut(slot as usize)
-                    .and_then(|s| s.as_mut())
-                {
+            ReadOutcome::Drained => {
+                if let Some(Some(s)) = ctx.io.borrow_mut().get_mut(slot as usize) {
                     if s.buf.is_empty() {
                         // Give the memory back while the connection is idle.
                         s.buf = BytesMut::new();
@@ -121,7 +157,7 @@ fn poll_slot(ctx: &Rc<Ctx>, slot: u32) {
             }
         }
     }
-    // Budget spent with data still flowing: come back after the others.
+    // Budget spent with data still flowing: no new edge will come, so re-queue it.
     mark_ready(slot);
 }
 
@@ -179,8 +215,7 @@ fn process(ctx: &Rc<Ctx>, conn: ConnId) -> bool {
     }
 }
 
-/// Sends the socket to its client's home shard: `dup` the fd (glommio's stream cannot give
-/// up its own), close this side's copy, and pass the CONNECT and unread bytes along.
+/// Sends the socket to its client's home shard with the CONNECT and the unread bytes.
 fn handoff(
     ctx: &Rc<Ctx>,
     conn: ConnId,
@@ -191,13 +226,8 @@ fn handoff(
     let Some(slot) = ctx.remove_io(conn) else {
         return;
     };
-    // SAFETY: dup(2) of an fd owned by the live stream in `slot`.
-    let fd = unsafe { libc::dup(slot.fd) };
-    drop(slot);
-    if fd < 0 {
-        tracing::warn!("hand-off dup failed: {}", std::io::Error::last_os_error());
-        return;
-    }
+    ctx.readiness.remove(slot.fd.as_raw_fd());
+    let fd = slot.fd.into_raw_fd();
     ctx.send_mesh(
         home,
         MeshMsg::Handoff {

@@ -7,9 +7,9 @@
 use super::mesh::{MeshMsg, MeshOut};
 use bytes::BytesMut;
 use glommio::channels::local_channel::LocalSender;
-use glommio::net::TcpStream;
 use shard::{ConnId, Shard, ShardId};
 use std::cell::{Cell, RefCell};
+use std::os::fd::OwnedFd;
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -29,13 +29,13 @@ pub fn now_ms() -> u64 {
 /// The I/O side of one connection, stored at the index of its shard `ConnId` slot.
 pub struct IoSlot {
     pub conn: ConnId,
-    pub stream: TcpStream,
-    pub fd: i32,
+    /// The socket; dropping the slot closes it (and removes it from the epoll set).
+    pub fd: OwnedFd,
     /// Bytes of an incomplete packet; empty (no allocation) while idle.
     pub buf: BytesMut,
     /// CONNECT has been seen (the connection stays on this shard).
     pub connected: bool,
-    /// A writer task owns the socket's pending output until it drains.
+    /// The socket's send buffer was full: output waits for the next writable edge.
     pub write_blocked: bool,
 }
 
@@ -46,6 +46,11 @@ pub struct Ctx {
     pub io: RefCell<Vec<Option<IoSlot>>>,
     pub read_buf: RefCell<Box<[u8]>>,
     pub mesh: MeshOut,
+    pub readiness: super::readiness::Readiness,
+    /// The idle watcher is waiting for the go-ahead to poll again.
+    pub watcher_waiting: Cell<bool>,
+    /// The executor's end of the idle watcher's wake-up socket (-1 until first wake).
+    pub wake_fd: Cell<i32>,
     flush_kick: LocalSender<()>,
     flush_pending: Cell<bool>,
     live: Cell<usize>,
@@ -59,6 +64,7 @@ impl Ctx {
         nr: usize,
         shard: Shard,
         mesh: MeshOut,
+        readiness: super::readiness::Readiness,
         flush_kick: LocalSender<()>,
     ) -> Self {
         Ctx {
@@ -68,6 +74,9 @@ impl Ctx {
             io: RefCell::new(Vec::new()),
             read_buf: RefCell::new(vec![0u8; READ_BUF].into_boxed_slice()),
             mesh,
+            readiness,
+            watcher_waiting: Cell::new(false),
+            wake_fd: Cell::new(-1),
             flush_kick,
             flush_pending: Cell::new(false),
             live: Cell::new(0),

@@ -6,13 +6,15 @@ use super::ctx::{now_ms, Ctx};
 use super::flush::flush;
 use super::listener;
 use super::mesh::{MeshMsg, MeshOut};
+use super::readiness::Readiness;
+use super::waker::wake_poller;
 use futures_lite::StreamExt;
 use glommio::channels::channel_mesh::{Full, MeshBuilder};
 use glommio::channels::local_channel;
 use glommio::net::TcpStream;
 use shard::{Shard, ShardConfig, ShardId};
 use std::net::SocketAddr;
-use std::os::unix::io::FromRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::rc::Rc;
 use std::sync::mpsc::Sender;
 use std::time::Duration;
@@ -55,11 +57,26 @@ pub async fn shard_main(start: ShardStart) {
     // The mesh numbers its peers 0..nr in join order: that index is the shard id.
     let id = ShardId(senders.peer_id() as u16);
     let (kick_tx, kick_rx) = local_channel::new_bounded(1);
+    let readiness = match Readiness::new() {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = ready.send(Err(format!("shard {}: epoll: {e}", id.0)));
+            return;
+        }
+    };
+    let (wake, wake_fd) = match readiness.start_watcher(id.0) {
+        Ok(w) => w,
+        Err(e) => {
+            let _ = ready.send(Err(format!("shard {}: idle watcher: {e}", id.0)));
+            return;
+        }
+    };
     let ctx = Rc::new(Ctx::new(
         id,
         nr,
         Shard::new(id, nr, cfg),
         MeshOut::new(senders, nr),
+        readiness,
         kick_tx,
     ));
 
@@ -98,6 +115,18 @@ pub async fn shard_main(start: ShardStart) {
     }
 
     glommio::spawn_local(conn::poller(ctx.clone())).detach();
+    let wctx = ctx.clone();
+    glommio::spawn_local(async move {
+        let fd = wake_fd;
+        let mut wake = wake;
+        let mut byte = [0u8; 1];
+        while let Ok(1) = futures_lite::AsyncReadExt::read(&mut wake, &mut byte).await {
+            wctx.wake_fd.set(fd);
+            wctx.watcher_waiting.set(true);
+            wake_poller();
+        }
+    })
+    .detach();
 
     let tctx = ctx.clone();
     glommio::spawn_local(async move {
@@ -122,7 +151,10 @@ pub async fn shard_main(start: ShardStart) {
                         drop(stream);
                         ctx.refused.set(ctx.refused.get() + 1);
                     }
-                    Ok(stream) => conn::add(&ctx, stream, None),
+                    Ok(stream) => match own_fd(stream) {
+                        Some(fd) => conn::add(&ctx, fd, None),
+                        None => tracing::warn!("accept: dup failed"),
+                    },
                     Err(e) => {
                         // EMFILE and friends: back off instead of spinning.
                         tracing::warn!("accept failed: {e}");
@@ -152,9 +184,30 @@ fn on_mesh(ctx: &Rc<Ctx>, from: ShardId, m: MeshMsg) {
             connect,
             leftover,
         } => {
-            // SAFETY: `fd` was dup'ed for us by the accepting shard and is owned by nobody else.
-            let stream = unsafe { TcpStream::from_raw_fd(fd) };
-            conn::add(ctx, stream, Some((connect, leftover)));
+            // SAFETY: the accepting shard gave up this fd; nobody else owns it.
+            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+            conn::add(ctx, fd, Some((connect, leftover)));
+        }
+    }
+}
+
+/// Takes the socket out of glommio's stream: glommio cannot give up its fd, so the fd is
+/// duplicated and the stream dropped (closing its copy).
+fn own_fd(stream: TcpStream) -> Option<OwnedFd> {
+    // SAFETY: dup(2) of a live socket fd; the new fd is owned by the result.
+    let fd = unsafe { libc::dup(stream.as_raw_fd()) };
+    drop(stream);
+    // SAFETY: a fresh fd from dup, owned by nobody else.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Lets the idle watcher poll again: the executor has nothing queued.
+pub fn ack_watcher(ctx: &Ctx) {
+    let fd = ctx.wake_fd.get();
+    if fd >= 0 {
+        // SAFETY: one-byte write to the wake-up socket owned by the watcher task.
+        unsafe {
+            libc::write(fd, b"a".as_ptr().cast(), 1);
         }
     }
 }

@@ -1,15 +1,15 @@
 //! The end-of-turn flush: one write per connection with output, closes, and one mesh send
 //! per destination shard. Runs as its own task, woken by `Ctx::kick`, so everything the
-//! other tasks produced during the turn goes out together.
+//! other tasks produced during the turn goes out together. A socket whose send buffer is
+//! full keeps its remainder in the shard until its next writable edge (`resume_write`), so a
+//! slow consumer costs no task.
 
 use super::ctx::{now_ms, Ctx};
 use super::mesh::MeshMsg;
-use bytes::{Buf, BytesMut};
-use futures_lite::AsyncWrite;
+use bytes::Buf;
 use shard::{ConnId, IoEvent};
-use std::pin::Pin;
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
-use std::task::Poll;
 
 /// Writes as much of `buf` as the socket takes now, without blocking.
 fn send_now(fd: i32, buf: &[u8]) -> std::io::Result<usize> {
@@ -45,7 +45,7 @@ pub fn flush(ctx: &Rc<Ctx>, events: &mut Vec<IoEvent>) {
             IoEvent::Close(conn, last) => {
                 if let Some(slot) = ctx.remove_io(conn) {
                     if !last.is_empty() && !slot.write_blocked {
-                        let _ = send_now(slot.fd, &last);
+                        let _ = send_now(slot.fd.as_raw_fd(), &last);
                     }
                     // Dropping the slot closes the socket.
                 }
@@ -64,12 +64,14 @@ fn fail(ctx: &Rc<Ctx>, conn: ConnId) {
     ctx.shard.borrow_mut().conn_lost(now_ms(), conn);
 }
 
+/// Writes the connection's pending output now, as far as the socket takes it. A remainder
+/// stays in the shard and the slot is marked blocked until the next writable edge.
 fn write_conn(ctx: &Rc<Ctx>, conn: ConnId) {
     let fd = {
         let io = ctx.io.borrow();
         match io.get(conn.slot as usize).and_then(|s| s.as_ref()) {
-            Some(s) if s.conn == conn && !s.write_blocked => s.fd,
-            // Gone, or a writer task owns the output and will take the new bytes too.
+            Some(s) if s.conn == conn && !s.write_blocked => s.fd.as_raw_fd(),
+            // Gone, or waiting for writability (the new bytes go out with the rest).
             _ => return,
         }
     };
@@ -84,45 +86,23 @@ fn write_conn(ctx: &Rc<Ctx>, conn: ConnId) {
             if let Some(Some(s)) = ctx.io.borrow_mut().get_mut(conn.slot as usize) {
                 s.write_blocked = true;
             }
-            glommio::spawn_local(writer(ctx.clone(), conn)).detach();
         }
         Err(_) => fail(ctx, conn),
     }
 }
 
-/// Drains a connection whose socket buffer filled up, waiting for it to become writable.
-/// Exists only while the client is slow, so idle connections cost no writer task.
-async fn writer(ctx: Rc<Ctx>, conn: ConnId) {
-    loop {
-        let out: Option<BytesMut> = ctx.shard.borrow_mut().conn_output(conn);
-        let Some(mut out) = out else { break };
-        while !out.is_empty() {
-            let r = futures_lite::future::poll_fn(|cx| {
-                let mut io = ctx.io.borrow_mut();
-                match io
-                    .get_mut(conn.slot as usize)
-                    .and_then(|s| s.as_mut())
-                    .filter(|s| s.conn == conn)
-                {
-                    Some(s) => Pin::new(&mut s.stream).poll_write(cx, &out).map(Some),
-                    None => Poll::Ready(None),
-                }
-            })
-            .await;
-            match r {
-                None => return, // closed meanwhile
-                Some(Ok(0)) | Some(Err(_)) => {
-                    fail(&ctx, conn);
-                    ctx.kick();
-                    return;
-                }
-                Some(Ok(n)) => out.advance(n),
+/// The socket of `slot` became writable: retry output that was waiting for it.
+pub fn resume_write(ctx: &Rc<Ctx>, slot: u32) {
+    let conn = {
+        let mut io = ctx.io.borrow_mut();
+        match io.get_mut(slot as usize).and_then(|s| s.as_mut()) {
+            Some(s) if s.write_blocked => {
+                s.write_blocked = false;
+                s.conn
             }
+            _ => return,
         }
-    }
-    if let Some(Some(s)) = ctx.io.borrow_mut().get_mut(conn.slot as usize) {
-        if s.conn == conn {
-            s.write_blocked = false;
-        }
-    }
+    };
+    write_conn(ctx, conn);
+    ctx.kick();
 }

@@ -7,6 +7,7 @@ mod executor;
 mod flush;
 mod listener;
 mod mesh;
+mod readiness;
 mod waker;
 
 pub use ctx::now_ms;

@@ -1,37 +1,17 @@
-//! Allocation-free wakers for connections: a waker is just the connection's slot number.
+//! The executor's ready list of connection slots and the poller task's wake-up.
 //!
-//! Waking one pushes the slot onto this executor's ready list and wakes the poller task.
-//! glommio keeps a connection's waker inside its pending io_uring poll; with a plain number
-//! as the waker, an idle connection costs no task, no future and no waker allocation.
-//! The ready list is thread-local: glommio wakes I/O sources only on the executor's own
-//! thread, so a slot waker is never woken elsewhere.
+//! Marking a slot ready pushes it (once) onto this executor's list and wakes the poller
+//! task; an idle connection therefore costs no task, no future and no waker. The list is
+//! thread-local because every caller runs on the executor's own thread.
 
 use std::cell::{Cell, RefCell};
-use std::task::{RawWaker, RawWakerVTable, Waker};
+use std::task::Waker;
 
 thread_local! {
     static READY: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
     static QUEUED: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
     static POLLER: RefCell<Option<Waker>> = const { RefCell::new(None) };
     static POLLER_WOKEN: Cell<bool> = const { Cell::new(false) };
-}
-
-static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, wake, wake, noop);
-
-unsafe fn clone(p: *const ()) -> RawWaker {
-    RawWaker::new(p, &VTABLE)
-}
-
-unsafe fn wake(p: *const ()) {
-    mark_ready(p as usize as u32);
-}
-
-unsafe fn noop(_: *const ()) {}
-
-/// The waker of connection slot `slot`.
-pub fn slot_waker(slot: u32) -> Waker {
-    // SAFETY: the vtable functions never dereference the data pointer; it is a number.
-    unsafe { Waker::from_raw(RawWaker::new(slot as usize as *const (), &VTABLE)) }
 }
 
 /// Queues `slot` for the poller (once until it is taken) and wakes the poller.
@@ -48,14 +28,24 @@ pub fn mark_ready(slot: u32) {
     });
     if newly {
         READY.with(|r| r.borrow_mut().push(slot));
-        if !POLLER_WOKEN.with(|w| w.replace(true)) {
-            POLLER.with(|p| {
-                if let Some(w) = p.borrow().as_ref() {
-                    w.wake_by_ref();
-                }
-            });
-        }
+        wake_poller();
     }
+}
+
+/// Wakes the poller task without queueing a connection (for a harvest).
+pub fn wake_poller() {
+    if !POLLER_WOKEN.with(|w| w.replace(true)) {
+        POLLER.with(|p| {
+            if let Some(w) = p.borrow().as_ref() {
+                w.wake_by_ref();
+            }
+        });
+    }
+}
+
+/// True when connections are queued for the poller.
+pub fn any_ready() -> bool {
+    READY.with(|r| !r.borrow().is_empty())
 }
 
 /// Takes the queued slots into `into` and records the poller's waker for later wakes.
