@@ -270,7 +270,9 @@ impl Shard {
         if c.out.is_empty() {
             return None;
         }
-        Some(c.out.split())
+        // Take the whole buffer (not `split`): a split leaves the connection sharing the
+        // allocation, which would then stay alive for as long as the connection is idle.
+        Some(std::mem::take(&mut c.out))
     }
 
     /// Returns unwritten bytes to the front of the connection's output (socket was full).
