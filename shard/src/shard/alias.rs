@@ -20,7 +20,7 @@ pub(super) struct InAliases {
 
 impl InAliases {
     /// Maps `alias` (1..=our maximum, checked by the caller) to `topic`, replacing any
-    /// earlier mapping [MQTT-3.3.2-10 note: a sender can modify the mapping].
+    /// earlier mapping (a sender may change a mapping, §3.3.2.3.4).
     pub(super) fn set(&mut self, alias: u16, topic: &str) {
         let i = usize::from(alias.max(1)) - 1;
         if self.topics.len() <= i {
@@ -123,7 +123,7 @@ impl Shard {
 
     /// Resolves the topic of an incoming PUBLISH with a Topic Alias: records a new mapping
     /// or looks one up. `Err` when the alias is 0, above our Topic Alias Maximum, or unknown
-    /// with an empty topic: the caller disconnects with 0x94 [MQTT-3.3.2-9], [MQTT-3.3.2-10].
+    /// with an empty topic: the caller disconnects with 0x94 (§3.3.2.3.4).
     pub(super) fn resolve_alias(
         &mut self,
         conn: ConnId,

@@ -22,7 +22,7 @@ pub enum AuthStep {
     /// Send AUTH 0x18 Continue authentication with this data; the client answers with AUTH.
     Continue(Bytes),
     /// Refused: CONNACK with this code (first authentication) or DISCONNECT with it
-    /// (re-authentication) [MQTT-4.12.0-2], [MQTT-4.12.1-2]. E.g. 0x87 or 0x86.
+    /// (re-authentication), §4.12.0 and §4.12.1. E.g. 0x87 or 0x86.
     Fail(ReasonCode),
 }
 
@@ -163,7 +163,7 @@ impl Shard {
         let session = c.session;
         let connected = session.is_some();
         let Some(state) = c.ext.as_mut().and_then(|e| e.auth.as_mut()) else {
-            // No Authentication Method in CONNECT: AUTH is a protocol error [MQTT-3.15.2-1].
+            // No Authentication Method in CONNECT: AUTH is a protocol error (§4.12).
             return self.auth_protocol_error(now_ms, conn, connected);
         };
         let method = state.method.clone();

@@ -104,7 +104,7 @@ impl Shard {
         let server_keep_alive = if !v5 {
             None
         } else if connect.keep_alive > max_ka || (connect.keep_alive == 0 && max_ka < u16::MAX) {
-            // A v5 client is told the keepalive it must use [MQTT-3.2.2-21]; asking for none
+            // A v5 client is told the keepalive it must use (§3.2.2.3.14); asking for none
             // is capped too when a maximum is configured (as Mosquitto does).
             Some(max_ka)
         } else {
@@ -169,7 +169,7 @@ impl Shard {
             props.server_keep_alive = server_keep_alive;
             props.receive_maximum = Some(cfg.receive_maximum);
             props.maximum_packet_size = Some(cfg.max_packet_size);
-            // Absent Maximum QoS means QoS 2 is supported [MQTT-3.2.2-9].
+            // Absent Maximum QoS means QoS 2 is supported (§3.2.2.3.4).
             props.topic_alias_maximum =
                 (cfg.topic_alias_maximum > 0).then_some(cfg.topic_alias_maximum);
             props.retain_available = Some(true);

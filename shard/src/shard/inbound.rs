@@ -20,7 +20,7 @@ impl Shard {
                 Packet::Connect(connect) => self.handle_connect(now_ms, conn, connect),
                 Packet::Auth(a) if self.auth_pending(conn) => self.on_auth(now_ms, conn, a),
                 // The first packet must be CONNECT [MQTT-3.1.0-1]; during an authentication
-                // exchange only AUTH may follow it [MQTT-4.12.0-4].
+                // exchange only AUTH may follow it (§4.12).
                 _ if self.auth_pending(conn) => {
                     self.stats.protocol_errors += 1;
                     self.refuse(now_ms, conn, ReasonCode::ProtocolError);
@@ -106,7 +106,7 @@ impl Shard {
                         now_ms,
                         conn,
                         ReasonCode::TopicAliasInvalid,
-                        "topic alias 0, above the Topic Alias Maximum, or unknown [MQTT-3.3.2-9]",
+                        "topic alias 0, above the Topic Alias Maximum, or unknown (§3.3.2.3.4)",
                     )
                 }
             }
@@ -138,7 +138,7 @@ impl Shard {
                     now_ms,
                     conn,
                     ReasonCode::ReceiveMaximumExceeded,
-                    "more unacknowledged QoS 2 PUBLISHes than Receive Maximum [MQTT-3.3.4-9]",
+                    "more unacknowledged QoS 2 PUBLISHes than Receive Maximum (§3.3.4)",
                 );
             }
             s.incoming_qos2.push(id.get());

@@ -109,7 +109,7 @@ impl Shard {
             if delay == 0 || expiry == 0 {
                 will_now = Some(w);
             } else {
-                // Will Delay: sent at the earlier of the delay and the session's end [MQTT-3.1.3-9].
+                // Will Delay: sent at the earlier of the delay and the session's end (§3.1.3.2.2).
                 let fire = now_ms + delay.min(expiry) as u64 * 1000;
                 if let Some(s) = self.sessions.get_mut(key.slot, key.gen) {
                     s.will = Some(w);
@@ -259,7 +259,7 @@ impl Shard {
                         continue;
                     }
                     if deadline <= now_ms {
-                        // No packet within 1.5 × keepalive [MQTT-3.1.2-24].
+                        // No packet within 1.5 × keepalive (§3.1.2.10).
                         self.close_conn(now_ms, conn, true, Some(ReasonCode::KeepAliveTimeout));
                     } else {
                         self.timers.insert(deadline, TimerEvent::KeepAlive(conn));
