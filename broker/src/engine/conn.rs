@@ -104,7 +104,7 @@ enum ReadOutcome {
 /// Non-blocking read of one socket into the shared buffer, appended to the slot's buffer.
 fn read_once(ctx: &Ctx, slot: u32) -> Option<(ConnId, ReadOutcome)> {
     let mut io = ctx.io.borrow_mut();
-    let s = io.get_mut(slot as usize)?.as_mut()?;
+    let s = io.get_mut(slot)?;
     let mut scratch = ctx.read_buf.borrow_mut();
     // SAFETY: recv into a live buffer of the stated length, on a socket the slot owns.
     let n = unsafe {
@@ -137,7 +137,7 @@ fn poll_slot(ctx: &Rc<Ctx>, slot: u32) {
         };
         match outcome {
             ReadOutcome::Drained => {
-                if let Some(Some(s)) = ctx.io.borrow_mut().get_mut(slot as usize) {
+                if let Some(s) = ctx.io.borrow_mut().get_mut(slot) {
                     if s.buf.is_empty() {
                         // Give the memory back while the connection is idle.
                         s.buf = BytesMut::new();
@@ -167,8 +167,7 @@ fn process(ctx: &Rc<Ctx>, conn: ConnId) -> bool {
     let now = now_ms();
     let Some((mut buf, mut connected)) = ({
         let mut io = ctx.io.borrow_mut();
-        io.get_mut(conn.slot as usize)
-            .and_then(|s| s.as_mut())
+        io.get_mut(conn.slot)
             .map(|s| (std::mem::take(&mut s.buf), s.connected))
     }) else {
         return false;
@@ -201,11 +200,7 @@ fn process(ctx: &Rc<Ctx>, conn: ConnId) -> bool {
     };
     drop(shard);
     let mut io = ctx.io.borrow_mut();
-    match io
-        .get_mut(conn.slot as usize)
-        .and_then(|s| s.as_mut())
-        .filter(|s| s.conn == conn)
-    {
+    match io.get_mut(conn.slot).filter(|s| s.conn == conn) {
         Some(s) => {
             s.buf = buf;
             s.connected = connected;

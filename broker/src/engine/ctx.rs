@@ -43,7 +43,7 @@ pub struct Ctx {
     pub id: ShardId,
     pub nr: usize,
     pub shard: RefCell<Shard>,
-    pub io: RefCell<Vec<Option<IoSlot>>>,
+    pub io: RefCell<super::iotable::IoTable>,
     pub read_buf: RefCell<Box<[u8]>>,
     pub mesh: MeshOut,
     pub readiness: super::readiness::Readiness,
@@ -53,7 +53,6 @@ pub struct Ctx {
     pub wake_fd: Cell<i32>,
     flush_kick: LocalSender<()>,
     flush_pending: Cell<bool>,
-    live: Cell<usize>,
     /// Connections closed at accept because the shard was full.
     pub refused: Cell<u64>,
 }
@@ -71,7 +70,7 @@ impl Ctx {
             id,
             nr,
             shard: RefCell::new(shard),
-            io: RefCell::new(Vec::new()),
+            io: RefCell::new(Default::default()),
             read_buf: RefCell::new(vec![0u8; READ_BUF].into_boxed_slice()),
             mesh,
             readiness,
@@ -79,7 +78,6 @@ impl Ctx {
             wake_fd: Cell::new(-1),
             flush_kick,
             flush_pending: Cell::new(false),
-            live: Cell::new(0),
             refused: Cell::new(0),
         }
     }
@@ -95,33 +93,19 @@ impl Ctx {
         self.flush_pending.set(false);
     }
 
-    /// Stores the I/O side of `conn` in its slot.
+    /// Stores the I/O side of a connection in its slot.
     pub fn insert_io(&self, slot: IoSlot) {
-        let mut io = self.io.borrow_mut();
-        let i = slot.conn.slot as usize;
-        if io.len() <= i {
-            io.resize_with(i + 1, || None);
-        }
-        if io[i].replace(slot).is_none() {
-            self.live.set(self.live.get() + 1);
-        }
+        self.io.borrow_mut().insert(slot);
     }
 
     /// Connections with a socket on this shard.
     pub fn live_conns(&self) -> usize {
-        self.live.get()
+        self.io.borrow().live()
     }
 
     /// Removes and returns the I/O side of `conn` (dropping it closes the socket).
     pub fn remove_io(&self, conn: ConnId) -> Option<IoSlot> {
-        let mut io = self.io.borrow_mut();
-        let s = io.get_mut(conn.slot as usize)?;
-        if s.as_ref().is_some_and(|x| x.conn == conn) {
-            self.live.set(self.live.get().saturating_sub(1));
-            s.take()
-        } else {
-            None
-        }
+        self.io.borrow_mut().remove(conn)
     }
 
     pub fn send_mesh(&self, to: ShardId, msg: MeshMsg) {

@@ -23,6 +23,9 @@ use std::time::Duration;
 /// is precise enough and costs 20 wake-ups a second per shard.
 const TICK: Duration = Duration::from_millis(50);
 
+/// Ticks between allocator collections (once a second).
+const COLLECT_EVERY: u32 = 20;
+
 /// What every shard is started with.
 #[derive(Clone)]
 pub struct ShardStart {
@@ -130,8 +133,16 @@ pub async fn shard_main(start: ShardStart) {
 
     let tctx = ctx.clone();
     glommio::spawn_local(async move {
+        let mut ticks = 0u32;
         loop {
             glommio::timer::sleep(TICK).await;
+            ticks = ticks.wrapping_add(1);
+            if ticks % COLLECT_EVERY == 0 {
+                // mimalloc purges freed pages only when asked or when the heap is busy; an
+                // idle shard would keep the pages of every buffer it ever freed resident.
+                // SAFETY: mi_collect only touches the calling thread's heap.
+                unsafe { libmimalloc_sys::mi_collect(false) };
+            }
             tctx.shard.borrow_mut().handle_timeout(now_ms());
             heartbeats.beat(tctx.id.index());
             tctx.kick();

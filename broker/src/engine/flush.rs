@@ -69,7 +69,7 @@ fn fail(ctx: &Rc<Ctx>, conn: ConnId) {
 fn write_conn(ctx: &Rc<Ctx>, conn: ConnId) {
     let fd = {
         let io = ctx.io.borrow();
-        match io.get(conn.slot as usize).and_then(|s| s.as_ref()) {
+        match io.get(conn.slot) {
             Some(s) if s.conn == conn && !s.write_blocked => s.fd.as_raw_fd(),
             // Gone, or waiting for writability (the new bytes go out with the rest).
             _ => return,
@@ -83,7 +83,7 @@ fn write_conn(ctx: &Rc<Ctx>, conn: ConnId) {
         Ok(n) => {
             out.advance(n);
             ctx.shard.borrow_mut().conn_output_unsent(conn, out);
-            if let Some(Some(s)) = ctx.io.borrow_mut().get_mut(conn.slot as usize) {
+            if let Some(s) = ctx.io.borrow_mut().get_mut(conn.slot) {
                 s.write_blocked = true;
             }
         }
@@ -95,7 +95,7 @@ fn write_conn(ctx: &Rc<Ctx>, conn: ConnId) {
 pub fn resume_write(ctx: &Rc<Ctx>, slot: u32) {
     let conn = {
         let mut io = ctx.io.borrow_mut();
-        match io.get_mut(slot as usize).and_then(|s| s.as_mut()) {
+        match io.get_mut(slot) {
             Some(s) if s.write_blocked => {
                 s.write_blocked = false;
                 s.conn

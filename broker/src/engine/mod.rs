@@ -5,6 +5,7 @@ mod conn;
 mod ctx;
 mod executor;
 mod flush;
+mod iotable;
 mod listener;
 mod mesh;
 mod readiness;
