@@ -22,8 +22,8 @@ pub struct Message {
     /// Absolute expiry on the broker clock (ms), from Message Expiry Interval (capped by
     /// `max_message_expiry`). Only forwarded when the publisher set the property.
     pub expires_at_ms: Option<u64>,
-    /// Client id of the publisher (`None` for messages the broker makes itself): the key of
-    /// the `hash` shared-subscription strategy.
+    /// Client id of the publisher, the key of the `hash` shared-subscription strategy; set
+    /// only when that strategy is configured (`None` also for messages the broker makes).
     pub publisher: Option<ByteStr>,
 }
 

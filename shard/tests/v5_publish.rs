@@ -377,3 +377,56 @@ fn v3_publisher_not_authorized_gets_a_positive_ack_and_nothing_is_delivered() {
     // 0x87 travels as the v3 Failure return code 0x80.
     assert_eq!(suback_codes(&got), vec![ReasonCode::UnspecifiedError]);
 }
+
+struct OnlyAlice;
+impl Authorizer for OnlyAlice {
+    fn allow(&self, c: &ClientInfo<'_>, a: Action, topic: &str) -> bool {
+        match a {
+            Action::Subscribe => true,
+            Action::Publish => !topic.starts_with("priv/") || c.username == Some("alice"),
+        }
+    }
+}
+
+#[test]
+fn authorizer_sees_the_username_and_checks_wills_too() {
+    let mut w = World::new(2);
+    for s in &mut w.shards {
+        s.set_authorizer(Box::new(OnlyAlice));
+    }
+    let s = v5(&mut w, &id_on("s", 0, 2), ConnectProperties::default());
+    w.subscribe(s, 1, "priv/#", QoS::AtMostOnce);
+    w.recv(s);
+    let mut alice = connect5(&id_on("a", 1, 2), true, ConnectProperties::default());
+    alice.username = Some(ByteStr::from("alice"));
+    let a = w.connect_with(alice);
+    let mut bob = connect5(&id_on("b", 1, 2), true, ConnectProperties::default());
+    bob.username = Some(ByteStr::from("bob"));
+    bob.will = Some(LastWill {
+        topic: ByteStr::from("priv/will"),
+        payload: Bytes::from_static(b"w"),
+        qos: QoS::AtMostOnce,
+        retain: false,
+        properties: WillProperties::default(),
+    });
+    let b = w.connect_with(bob);
+    w.recv(a);
+    w.recv(b);
+    w.publish(a, "priv/x", "from alice", QoS::AtLeastOnce, false, 1);
+    w.publish(b, "priv/x", "from bob", QoS::AtLeastOnce, false, 1);
+    assert_eq!(
+        ack_of(&w.recv(a), 1).map(|x| x.code),
+        Some(ReasonCode::Success)
+    );
+    assert_eq!(
+        ack_of(&w.recv(b), 1).map(|x| x.code),
+        Some(ReasonCode::NotAuthorized)
+    );
+    w.drop_conn(b);
+    let got: Vec<_> = w.publishes(s).iter().map(|p| p.payload.clone()).collect();
+    assert_eq!(
+        got,
+        vec![Bytes::from_static(b"from alice")],
+        "bob's will refused too"
+    );
+}

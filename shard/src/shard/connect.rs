@@ -127,11 +127,15 @@ impl Shard {
             .then(|| response_information(&client_id));
         let auth_method = cp.authentication_method.clone();
 
+        let needs_username = self.authorizer.is_some() || !self.auth_methods.is_empty();
         let connect = *connect;
         let mut expired = 0;
         if let Some(s) = self.session_mut(key) {
             s.version = connect.protocol;
-            s.username = connect.username.as_deref().map(Box::from);
+            // Kept only for an authorizer or an authentication method to read.
+            s.username = needs_username
+                .then(|| connect.username.as_deref().map(Box::from))
+                .flatten();
             s.conn = Some(conn);
             s.epoch = s.epoch.wrapping_add(1);
             s.expiry_secs = session_expiry;

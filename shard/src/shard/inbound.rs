@@ -148,10 +148,7 @@ impl Shard {
             // v5 learns why; v3 gets a positive acknowledgement [MQTT-3.3.5-2].
             code = ReasonCode::NotAuthorized;
         } else {
-            let publisher = self
-                .sessions
-                .get(key.slot, key.gen)
-                .map(|s| s.client_id.clone());
+            let publisher = self.publisher_id(key);
             let mut props = p.properties;
             let expires_at_ms = self.expiry_deadline(now_ms, props.message_expiry_interval);
             props.subscription_identifiers.clear();

@@ -166,10 +166,7 @@ impl Shard {
         if !self.authorized(key, super::Action::Publish, &w.topic) {
             return;
         }
-        let publisher = self
-            .sessions
-            .get(key.slot, key.gen)
-            .map(|s| s.client_id.clone());
+        let publisher = self.publisher_id(key);
         let mut props = w.properties;
         let expires_at_ms = self.expiry_deadline(now_ms, props.message_expiry_interval);
         let publish_props = codec::PublishProperties {
@@ -195,6 +192,17 @@ impl Shard {
             self.store_retained(msg.clone());
         }
         self.route(now_ms, &msg, None);
+    }
+
+    /// The publisher's client id to record in a message: only the `hash` shared strategy
+    /// reads it, so other strategies save the reference count traffic on every publish.
+    pub(super) fn publisher_id(&self, key: SessionKey) -> Option<codec::ByteStr> {
+        if self.cfg.shared_strategy != crate::config::SharedStrategy::Hash {
+            return None;
+        }
+        self.sessions
+            .get(key.slot, key.gen)
+            .map(|s| s.client_id.clone())
     }
 
     /// Absolute expiry of a message published now with `interval` seconds of Message
