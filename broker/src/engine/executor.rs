@@ -137,7 +137,7 @@ pub async fn shard_main(start: ShardStart) {
         loop {
             glommio::timer::sleep(TICK).await;
             ticks = ticks.wrapping_add(1);
-            if ticks % COLLECT_EVERY == 0 {
+            if ticks.is_multiple_of(COLLECT_EVERY) {
                 // mimalloc purges freed pages only when asked or when the heap is busy; an
                 // idle shard would keep the pages of every buffer it ever freed resident.
                 // SAFETY: mi_collect only touches the calling thread's heap.
