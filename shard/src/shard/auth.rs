@@ -22,7 +22,8 @@ pub enum AuthStep {
     /// Send AUTH 0x18 Continue authentication with this data; the client answers with AUTH.
     Continue(Bytes),
     /// Refused: CONNACK with this code (first authentication) or DISCONNECT with it
-    /// (re-authentication), §4.12.0 and §4.12.1. E.g. 0x87 or 0x86.
+    /// (re-authentication), §4.12.0 and §4.12.1: e.g. 0x87 Not authorized, valid in both.
+    /// A code DISCONNECT cannot carry (0x86) closes a re-authenticating connection silently.
     Fail(ReasonCode),
 }
 

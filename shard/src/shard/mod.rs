@@ -6,6 +6,13 @@
 //! (flush or close a connection) and per-destination batches for other shards (`outbox`).
 //! It owns its sessions, subscription trie, route-table replica, retained partition and
 //! timer wheel on one thread; it never blocks, never does I/O and never reads a clock.
+//!
+//! By role: `connect` (CONNECT, CONNACK and its v5 properties), `auth` (enhanced
+//! authentication and the authorization seam), `inbound` (PUBLISH and acks from the client,
+//! DISCONNECT), `subscribe` (SUBSCRIBE/UNSUBSCRIBE and route announcements), `deliver`
+//! (routing, the QoS 1/2 window, retained look-ups), `shared` (shared subscriptions across
+//! shards), `alias` (topic aliases both ways), `lifecycle` (closing, wills, session expiry,
+//! timers, shutdown), `remote` (messages from other shards). MQTT 5 choices: docs/mqtt5.md.
 
 mod alias;
 mod auth;
