@@ -74,6 +74,9 @@ fn main() -> ExitCode {
     broker::signals::wait_for_stop();
     broker::sd_notify::notify("STOPPING=1");
     tracing::info!("stopping");
+    if !engine.stop(std::time::Duration::from_secs(5)) {
+        tracing::warn!("some shards did not confirm a clean stop within 5 s");
+    }
     drop(engine);
     ExitCode::SUCCESS
 }

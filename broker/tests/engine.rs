@@ -118,3 +118,49 @@ fn connections_beyond_max_connections_are_closed_at_accept() {
     );
     let _ = std::fs::remove_file(&cfg);
 }
+
+#[test]
+fn sigterm_sends_v5_clients_disconnect_server_shutting_down() {
+    let (b, port) = start(&["--shards", "2"], &[]);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    // MQTT 5 CONNECT: "MQTT" level 5, clean start, keepalive 60, no properties, id "v5".
+    let id = b"v5";
+    let mut pkt = vec![
+        0x10,
+        (13 + id.len()) as u8,
+        0,
+        4,
+        b'M',
+        b'Q',
+        b'T',
+        b'T',
+        5,
+        2,
+        0,
+        60,
+        0,
+    ];
+    pkt.extend_from_slice(&(id.len() as u16).to_be_bytes());
+    pkt.extend_from_slice(id);
+    s.write_all(&pkt).unwrap();
+    let mut buf = [0u8; 64];
+    let n = s.read(&mut buf).unwrap();
+    assert_eq!(buf[0], 0x20, "CONNACK first: {:?}", &buf[..n]);
+    // SAFETY: kill(2) on the child we started.
+    unsafe { libc::kill(b.0.id() as i32, libc::SIGTERM) };
+    let mut got = Vec::new();
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    // DISCONNECT (0xE0), remaining length 1 or more, reason 0x8B Server shutting down.
+    assert!(
+        got.len() >= 3 && got[0] == 0xE0 && got[2] == 0x8B,
+        "got {got:?}"
+    );
+    let mut b = b;
+    assert!(b.0.wait().unwrap().success());
+}

@@ -35,6 +35,7 @@ pub struct ShardStart {
     /// Connections this shard holds at most (the broker limit split across shards).
     pub max_conns: usize,
     pub heartbeats: crate::sd_notify::Heartbeats,
+    pub stop: super::StopSignal,
     pub mesh: MeshBuilder<MeshMsg, Full>,
     /// Told once this shard accepts on every listener (or failed to bind).
     pub ready: Sender<Result<ShardId, String>>,
@@ -47,6 +48,7 @@ pub async fn shard_main(start: ShardStart) {
         cfg,
         max_conns,
         heartbeats,
+        stop,
         mesh,
         ready,
     } = start;
@@ -134,6 +136,7 @@ pub async fn shard_main(start: ShardStart) {
     let tctx = ctx.clone();
     glommio::spawn_local(async move {
         let mut ticks = 0u32;
+        let mut stopped = false;
         loop {
             glommio::timer::sleep(TICK).await;
             ticks = ticks.wrapping_add(1);
@@ -142,6 +145,15 @@ pub async fn shard_main(start: ShardStart) {
                 // idle shard would keep the pages of every buffer it ever freed resident.
                 // SAFETY: mi_collect only touches the calling thread's heap.
                 unsafe { libmimalloc_sys::mi_collect(false) };
+            }
+            if stop.requested() && !stopped {
+                // Graceful stop: v5 clients get DISCONNECT 0x8B, every socket is flushed
+                // and closed, then the main thread is told this shard is done.
+                stopped = true;
+                tctx.shard.borrow_mut().shutdown(now_ms());
+                flush(&tctx, &mut Vec::new());
+                stop.done();
+                continue;
             }
             tctx.shard.borrow_mut().handle_timeout(now_ms());
             heartbeats.beat(tctx.id.index());

@@ -27,6 +27,28 @@ const MESH_CAPACITY: usize = 1024;
 /// A started engine: its shards are accepting.
 pub struct Engine {
     handles: glommio::PoolThreadHandles<()>,
+    stop: StopSignal,
+    nr: usize,
+}
+
+/// Asks every shard to stop gracefully and counts those that did (lock-free: shards poll
+/// it from their timer tick).
+#[derive(Clone, Default)]
+pub struct StopSignal(
+    std::sync::Arc<(
+        std::sync::atomic::AtomicBool,
+        std::sync::atomic::AtomicUsize,
+    )>,
+);
+
+impl StopSignal {
+    pub fn requested(&self) -> bool {
+        self.0 .0.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    pub fn done(&self) {
+        self.0 .1.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 /// CPUs this process may run on (honours `taskset`).
@@ -66,12 +88,14 @@ pub fn start(
         PoolPlacement::Unbound(nr)
     };
     let (ready_tx, ready_rx) = mpsc::channel();
+    let stop = StopSignal::default();
     let start = ShardStart {
         nr,
         listeners,
         cfg,
         max_conns: max_connections.div_ceil(nr),
         heartbeats,
+        stop: stop.clone(),
         mesh: MeshBuilder::full(nr, MESH_CAPACITY),
         ready: ready_tx,
     };
@@ -88,10 +112,25 @@ pub fn start(
             Err(_) => return Err(anyhow!("a shard exited during start-up")),
         }
     }
-    Ok(Engine { handles })
+    Ok(Engine { handles, stop, nr })
 }
 
 impl Engine {
+    /// Stops every shard gracefully: DISCONNECT 0x8B to v5 clients, sockets flushed and
+    /// closed. Waits at most `timeout` for the shards to confirm; returns whether all did.
+    pub fn stop(&self, timeout: std::time::Duration) -> bool {
+        use std::sync::atomic::Ordering;
+        self.stop.0 .0.store(true, Ordering::Release);
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if self.stop.0 .1.load(Ordering::Acquire) >= self.nr {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        false
+    }
+
     /// Blocks until every shard exits.
     pub fn join(self) {
         self.handles.join_all();
