@@ -28,17 +28,26 @@ struct Entry<T> {
 
 impl<T> Default for GenSlab<T> {
     fn default() -> Self {
-        GenSlab { chunks: Vec::new(), free: Vec::new(), high: 0, len: 0 }
+        GenSlab {
+            chunks: Vec::new(),
+            free: Vec::new(),
+            high: 0,
+            len: 0,
+        }
     }
 }
 
 impl<T> GenSlab<T> {
     fn entry(&self, slot: u32) -> Option<&Entry<T>> {
-        self.chunks.get(slot as usize / CHUNK)?.get(slot as usize % CHUNK)
+        self.chunks
+            .get(slot as usize / CHUNK)?
+            .get(slot as usize % CHUNK)
     }
 
     fn entry_mut(&mut self, slot: u32) -> Option<&mut Entry<T>> {
-        self.chunks.get_mut(slot as usize / CHUNK)?.get_mut(slot as usize % CHUNK)
+        self.chunks
+            .get_mut(slot as usize / CHUNK)?
+            .get_mut(slot as usize % CHUNK)
     }
 
     /// Inserts the value built from its key; returns the key as `(slot, gen)`.
@@ -48,13 +57,22 @@ impl<T> GenSlab<T> {
             None => {
                 let s = self.high;
                 if s as usize / CHUNK == self.chunks.len() {
-                    self.chunks.push((0..CHUNK).map(|_| Entry { gen: 0, value: None }).collect());
+                    self.chunks.push(
+                        (0..CHUNK)
+                            .map(|_| Entry {
+                                gen: 0,
+                                value: None,
+                            })
+                            .collect(),
+                    );
                 }
                 self.high += 1;
                 s
             }
         };
-        let Some(e) = self.entry_mut(slot) else { unreachable!("slot {slot} was just allocated") };
+        let Some(e) = self.entry_mut(slot) else {
+            unreachable!("slot {slot} was just allocated")
+        };
         e.gen = e.gen.wrapping_add(1);
         let gen = e.gen;
         e.value = Some(make(slot, gen));
@@ -63,11 +81,15 @@ impl<T> GenSlab<T> {
     }
 
     pub fn get(&self, slot: u32, gen: u32) -> Option<&T> {
-        self.entry(slot).filter(|e| e.gen == gen).and_then(|e| e.value.as_ref())
+        self.entry(slot)
+            .filter(|e| e.gen == gen)
+            .and_then(|e| e.value.as_ref())
     }
 
     pub fn get_mut(&mut self, slot: u32, gen: u32) -> Option<&mut T> {
-        self.entry_mut(slot).filter(|e| e.gen == gen).and_then(|e| e.value.as_mut())
+        self.entry_mut(slot)
+            .filter(|e| e.gen == gen)
+            .and_then(|e| e.value.as_mut())
     }
 
     pub fn remove(&mut self, slot: u32, gen: u32) -> Option<T> {
@@ -87,7 +109,10 @@ impl<T> GenSlab<T> {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &T> {
-        self.chunks.iter().flat_map(|c| c.iter()).filter_map(|e| e.value.as_ref())
+        self.chunks
+            .iter()
+            .flat_map(|c| c.iter())
+            .filter_map(|e| e.value.as_ref())
     }
 }
 
@@ -112,7 +137,9 @@ mod tests {
     #[test]
     fn grows_across_chunks_and_keeps_every_value() {
         let mut s = GenSlab::default();
-        let keys: Vec<_> = (0..3 * CHUNK + 5).map(|i| s.insert_with(|_, _| i)).collect();
+        let keys: Vec<_> = (0..3 * CHUNK + 5)
+            .map(|i| s.insert_with(|_, _| i))
+            .collect();
         assert_eq!(s.len(), 3 * CHUNK + 5);
         for (i, (slot, gen)) in keys.iter().enumerate() {
             assert_eq!(s.get(*slot, *gen), Some(&i));
