@@ -54,6 +54,7 @@ fn main() -> ExitCode {
         broker::startup::shard_config(&config),
         config.limits.max_connections as usize,
         beats.clone(),
+        config.sys.interval,
     ) {
         Ok(e) => e,
         Err(e) => {

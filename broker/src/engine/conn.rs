@@ -117,6 +117,7 @@ fn read_once(ctx: &Ctx, slot: u32) -> Option<(ConnId, ReadOutcome)> {
     };
     let outcome = if n > 0 {
         s.buf.extend_from_slice(&scratch[..n as usize]);
+        ctx.bytes_received.set(ctx.bytes_received.get() + n as u64);
         ReadOutcome::Data
     } else if n == 0 {
         ReadOutcome::Closed

@@ -47,6 +47,8 @@ pub struct Ctx {
     pub read_buf: RefCell<Box<[u8]>>,
     pub mesh: MeshOut,
     pub readiness: super::readiness::Readiness,
+    /// Bytes read from sockets (for `$SYS`).
+    pub bytes_received: Cell<u64>,
     /// The idle watcher is waiting for the go-ahead to poll again.
     pub watcher_waiting: Cell<bool>,
     /// The executor's end of the idle watcher's wake-up socket (-1 until first wake).
@@ -74,6 +76,7 @@ impl Ctx {
             read_buf: RefCell::new(vec![0u8; READ_BUF].into_boxed_slice()),
             mesh,
             readiness,
+            bytes_received: Cell::new(0),
             watcher_waiting: Cell::new(false),
             wake_fd: Cell::new(-1),
             flush_kick,

@@ -36,6 +36,9 @@ pub struct ShardStart {
     pub max_conns: usize,
     pub heartbeats: crate::sd_notify::Heartbeats,
     pub stop: super::StopSignal,
+    pub sys: super::sys::SysTable,
+    /// Seconds between `$SYS` publications; 0 disables them.
+    pub sys_interval: u32,
     pub mesh: MeshBuilder<MeshMsg, Full>,
     /// Told once this shard accepts on every listener (or failed to bind).
     pub ready: Sender<Result<ShardId, String>>,
@@ -49,6 +52,8 @@ pub async fn shard_main(start: ShardStart) {
         max_conns,
         heartbeats,
         stop,
+        sys,
+        sys_interval,
         mesh,
         ready,
     } = start;
@@ -137,9 +142,22 @@ pub async fn shard_main(start: ShardStart) {
     glommio::spawn_local(async move {
         let mut ticks = 0u32;
         let mut stopped = false;
+        let mut max_connected = 0u64;
         loop {
             glommio::timer::sleep(TICK).await;
             ticks = ticks.wrapping_add(1);
+            if ticks.is_multiple_of(COLLECT_EVERY) {
+                let shard = tctx.shard.borrow();
+                sys.write(
+                    tctx.id.index(),
+                    &shard,
+                    tctx.bytes_received.get(),
+                    tctx.refused.get(),
+                );
+            }
+            if tctx.id.0 == 0 && sys_interval > 0 && ticks.is_multiple_of(sys_interval * 20) {
+                publish_sys(&tctx, &sys, &mut max_connected);
+            }
             if ticks.is_multiple_of(COLLECT_EVERY) {
                 // mimalloc purges freed pages only when asked or when the heap is busy; an
                 // idle shard would keep the pages of every buffer it ever freed resident.
@@ -232,5 +250,27 @@ pub fn ack_watcher(ctx: &Ctx) {
         unsafe {
             libc::write(fd, b"a".as_ptr().cast(), 1);
         }
+    }
+}
+
+/// Publishes the `$SYS` totals (shard 0 only), retained like Mosquitto's.
+fn publish_sys(ctx: &Ctx, sys: &super::sys::SysTable, max_connected: &mut u64) {
+    let totals = sys.totals();
+    *max_connected = (*max_connected).max(totals.connections);
+    let uptime = now_ms() / 1000;
+    let mut shard = ctx.shard.borrow_mut();
+    for (topic, payload) in super::sys::topics(
+        &totals,
+        &sys.per_shard_connections(),
+        uptime,
+        *max_connected,
+    ) {
+        shard.publish_system(
+            now_ms(),
+            &topic,
+            bytes::Bytes::from(payload),
+            codec::QoS::AtMostOnce,
+            true,
+        );
     }
 }

@@ -9,6 +9,7 @@ mod iotable;
 mod listener;
 mod mesh;
 mod readiness;
+mod sys;
 mod waker;
 
 pub use ctx::now_ms;
@@ -72,6 +73,7 @@ pub fn start(
     cfg: ShardConfig,
     max_connections: usize,
     heartbeats: crate::sd_notify::Heartbeats,
+    sys_interval: u32,
 ) -> anyhow::Result<Engine> {
     let allowed = allowed_cpus();
     let placement = if nr <= allowed.len() {
@@ -96,6 +98,8 @@ pub fn start(
         max_conns: max_connections.div_ceil(nr),
         heartbeats,
         stop: stop.clone(),
+        sys: sys::SysTable::new(nr),
+        sys_interval,
         mesh: MeshBuilder::full(nr, MESH_CAPACITY),
         ready: ready_tx,
     };

@@ -1,0 +1,188 @@
+//! `$SYS` statistics: every shard publishes its counters into its own row of a shared table
+//! (relaxed atomics, written by that shard only); shard 0 sums the rows every
+//! `sys.interval` seconds and publishes the totals as retained `$SYS/broker/...` messages.
+//! A broadcast-and-reduce with no lock and no cross-shard message.
+//!
+//! Topic names follow Mosquitto's, so existing dashboards work unchanged.
+
+use shard::{Shard, ShardStats};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+/// One shard's counters, as last written by that shard.
+#[derive(Default)]
+pub struct Row {
+    connections: AtomicU64,
+    sessions: AtomicU64,
+    retained: AtomicU64,
+    messages_received: AtomicU64,
+    messages_sent: AtomicU64,
+    messages_dropped: AtomicU64,
+    bytes_received: AtomicU64,
+    bytes_sent: AtomicU64,
+    refused: AtomicU64,
+}
+
+/// What a row holds, summed with `+=` across shards.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Totals {
+    pub connections: u64,
+    pub sessions: u64,
+    pub retained: u64,
+    pub messages_received: u64,
+    pub messages_sent: u64,
+    pub messages_dropped: u64,
+    pub bytes_received: u64,
+    pub bytes_sent: u64,
+    pub refused: u64,
+}
+
+impl std::ops::AddAssign for Totals {
+    fn add_assign(&mut self, o: Totals) {
+        self.connections += o.connections;
+        self.sessions += o.sessions;
+        self.retained += o.retained;
+        self.messages_received += o.messages_received;
+        self.messages_sent += o.messages_sent;
+        self.messages_dropped += o.messages_dropped;
+        self.bytes_received += o.bytes_received;
+        self.bytes_sent += o.bytes_sent;
+        self.refused += o.refused;
+    }
+}
+
+/// The table of every shard's row.
+#[derive(Clone)]
+pub struct SysTable(Arc<Vec<Row>>);
+
+impl SysTable {
+    pub fn new(nr: usize) -> Self {
+        SysTable(Arc::new((0..nr).map(|_| Row::default()).collect()))
+    }
+
+    /// Writes shard `id`'s row.
+    pub fn write(&self, id: usize, shard: &Shard, bytes_received: u64, refused: u64) {
+        let Some(r) = self.0.get(id) else { return };
+        let s: ShardStats = shard.stats();
+        r.connections.store(s.connections, Relaxed);
+        r.sessions.store(s.sessions, Relaxed);
+        r.retained.store(shard.retained_count() as u64, Relaxed);
+        r.messages_received.store(s.messages_received, Relaxed);
+        r.messages_sent.store(s.messages_sent, Relaxed);
+        r.messages_dropped.store(s.messages_dropped, Relaxed);
+        r.bytes_received.store(bytes_received, Relaxed);
+        r.bytes_sent.store(s.bytes_sent, Relaxed);
+        r.refused.store(refused, Relaxed);
+    }
+
+    /// Sums every row.
+    pub fn totals(&self) -> Totals {
+        let mut t = Totals::default();
+        for r in self.0.iter() {
+            t += Totals {
+                connections: r.connections.load(Relaxed),
+                sessions: r.sessions.load(Relaxed),
+                retained: r.retained.load(Relaxed),
+                messages_received: r.messages_received.load(Relaxed),
+                messages_sent: r.messages_sent.load(Relaxed),
+                messages_dropped: r.messages_dropped.load(Relaxed),
+                bytes_received: r.bytes_received.load(Relaxed),
+                bytes_sent: r.bytes_sent.load(Relaxed),
+                refused: r.refused.load(Relaxed),
+            };
+        }
+        t
+    }
+
+    /// Connections per shard, for the per-shard load topics.
+    pub fn per_shard_connections(&self) -> Vec<u64> {
+        self.0.iter().map(|r| r.connections.load(Relaxed)).collect()
+    }
+}
+
+/// The `$SYS` topics and payloads for one publication.
+pub fn topics(
+    t: &Totals,
+    per_shard: &[u64],
+    uptime_s: u64,
+    max_connected: u64,
+) -> Vec<(String, String)> {
+    let mut v = vec![
+        (
+            "$SYS/broker/version".into(),
+            format!("ringmq {}", env!("CARGO_PKG_VERSION")),
+        ),
+        ("$SYS/broker/uptime".into(), format!("{uptime_s} seconds")),
+        (
+            "$SYS/broker/clients/connected".into(),
+            t.connections.to_string(),
+        ),
+        (
+            "$SYS/broker/clients/disconnected".into(),
+            t.sessions.saturating_sub(t.connections).to_string(),
+        ),
+        (
+            "$SYS/broker/clients/maximum".into(),
+            max_connected.to_string(),
+        ),
+        ("$SYS/broker/clients/total".into(), t.sessions.to_string()),
+        ("$SYS/broker/clients/refused".into(), t.refused.to_string()),
+        (
+            "$SYS/broker/retained messages/count".into(),
+            t.retained.to_string(),
+        ),
+        (
+            "$SYS/broker/messages/received".into(),
+            t.messages_received.to_string(),
+        ),
+        (
+            "$SYS/broker/messages/sent".into(),
+            t.messages_sent.to_string(),
+        ),
+        (
+            "$SYS/broker/messages/dropped".into(),
+            t.messages_dropped.to_string(),
+        ),
+        (
+            "$SYS/broker/bytes/received".into(),
+            t.bytes_received.to_string(),
+        ),
+        ("$SYS/broker/bytes/sent".into(), t.bytes_sent.to_string()),
+        (
+            "$SYS/broker/shards/count".into(),
+            per_shard.len().to_string(),
+        ),
+    ];
+    for (i, c) in per_shard.iter().enumerate() {
+        v.push((
+            format!("$SYS/broker/shards/{i}/clients/connected"),
+            c.to_string(),
+        ));
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn totals_sum_rows_and_topics_carry_them() {
+        let t = SysTable::new(2);
+        let s = Shard::new(shard::ShardId(0), 2, Default::default());
+        t.write(0, &s, 100, 1);
+        t.write(1, &s, 50, 2);
+        let tot = t.totals();
+        assert_eq!(tot.bytes_received, 150);
+        assert_eq!(tot.refused, 3);
+        let topics = topics(&tot, &t.per_shard_connections(), 7, 9);
+        let get = |k: &str| topics.iter().find(|(t, _)| t == k).map(|(_, v)| v.clone());
+        assert_eq!(get("$SYS/broker/uptime").as_deref(), Some("7 seconds"));
+        assert_eq!(get("$SYS/broker/bytes/received").as_deref(), Some("150"));
+        assert_eq!(get("$SYS/broker/clients/maximum").as_deref(), Some("9"));
+        assert_eq!(
+            get("$SYS/broker/shards/1/clients/connected").as_deref(),
+            Some("0")
+        );
+    }
+}
