@@ -218,11 +218,19 @@ pub enum LogFormat {
 pub struct SysConfig {
     /// Seconds between `$SYS` updates; 0 disables `$SYS`.
     pub interval: u32,
+    /// Publish `$SYS/brokers/<node>/clients/<id>/connected|disconnected` events.
+    pub client_events: bool,
+    /// Node name in the client event topics; empty = the host name.
+    pub node: String,
 }
 
 impl Default for SysConfig {
     fn default() -> Self {
-        SysConfig { interval: 10 }
+        SysConfig {
+            interval: 10,
+            client_events: false,
+            node: String::new(),
+        }
     }
 }
 

@@ -103,6 +103,10 @@ pub const KEYS: &[KeySpec] = &[
         "Log line format on stderr: human text or one JSON object per line."),
     key("sys.interval", "0..=86400 seconds", "0 disables $SYS; e.g. 10", "10",
         "Seconds between `$SYS/...` statistics updates; 0 disables `$SYS`."),
+    key("sys.client_events", "true or false", "set it to true or false", "false",
+        "Publish a JSON event to `$SYS/brokers/<node>/clients/<client id>/connected` and `.../disconnected` whenever a client connects or disconnects (EMQX-style; off by default)."),
+    key("sys.node", "a string", "set it to e.g. \"ringmq@host1\"", "\"\"",
+        "Node name used in the client event topics; empty means the host name."),
     key("shared.strategy", "one of \"round_robin\", \"random\", \"sticky\", \"hash\"", "set it to e.g. \"round_robin\"", "\"round_robin\"",
         "How a shared subscription group picks the member for each message: round_robin (members in turn), random, sticky (the same member until it leaves or goes offline), hash (by the publisher's client id)."),
 ];

@@ -55,6 +55,7 @@ fn main() -> ExitCode {
         config.limits.max_connections as usize,
         beats.clone(),
         config.sys.interval,
+        &config.sys.node,
     ) {
         Ok(e) => e,
         Err(e) => {

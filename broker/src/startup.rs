@@ -7,6 +7,7 @@ use shard::ShardConfig;
 pub fn shard_config(c: &Config) -> ShardConfig {
     let l = &c.limits;
     ShardConfig {
+        client_events: c.sys.client_events,
         max_packet_size: l.max_packet_size,
         max_inflight: l.max_inflight,
         max_queued_messages: l.max_queued_messages as usize,

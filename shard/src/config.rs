@@ -36,6 +36,8 @@ impl SharedStrategy {
 /// Per-shard view of the broker limits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShardConfig {
+    /// Record client connect/disconnect events for the broker to publish under `$SYS`.
+    pub client_events: bool,
     /// Largest whole packet accepted from a client, bytes (v5: advertised as Maximum Packet Size).
     pub max_packet_size: u32,
     /// Outgoing QoS 1/2 window per client (v5: min with the client's Receive Maximum).
@@ -72,6 +74,7 @@ pub struct ShardConfig {
 impl Default for ShardConfig {
     fn default() -> Self {
         ShardConfig {
+            client_events: false,
             max_packet_size: 1024 * 1024,
             max_inflight: 32,
             receive_maximum: 1024,

@@ -39,3 +39,20 @@ def test_sys_topics_are_published_retained_and_summed_over_shards(broker):
     assert not [m for m in hashsub.inbox.messages if m.topic.startswith("$SYS")]
     for c in others + [sub, late, hashsub]:
         c.disconnect()
+
+
+@ringmq_only("EMQX-style client events; Mosquitto has no equivalent")
+def test_client_connect_and_disconnect_events_when_enabled(broker):
+    import json
+    b = broker(shards=2, config={"sys": {"client_events": True, "node": "n1"}})
+    watcher = paho(b, "ev-watcher")
+    assert watcher.subscribe("$SYS/brokers/+/clients/#", 1) == [1]
+    dev = paho(b, "ev-device-1")
+    dev.disconnect()
+    got = watcher.inbox.wait_for(2)
+    by_topic = {m.topic: json.loads(m.payload) for m in got}
+    conn = by_topic["$SYS/brokers/n1/clients/ev-device-1/connected"]
+    assert conn["clientid"] == "ev-device-1" and conn["proto_ver"] == 4
+    disc = by_topic["$SYS/brokers/n1/clients/ev-device-1/disconnected"]
+    assert disc["reason"] == "normal"
+    watcher.disconnect()

@@ -47,6 +47,8 @@ pub struct Ctx {
     pub read_buf: RefCell<Box<[u8]>>,
     pub mesh: MeshOut,
     pub readiness: super::readiness::Readiness,
+    /// Node name in `$SYS` client event topics.
+    pub node: String,
     /// Bytes read from sockets (for `$SYS`).
     pub bytes_received: Cell<u64>,
     /// The idle watcher is waiting for the go-ahead to poll again.
@@ -76,6 +78,7 @@ impl Ctx {
             read_buf: RefCell::new(vec![0u8; READ_BUF].into_boxed_slice()),
             mesh,
             readiness,
+            node: String::new(),
             bytes_received: Cell::new(0),
             watcher_waiting: Cell::new(false),
             wake_fd: Cell::new(-1),

@@ -39,6 +39,8 @@ pub struct ShardStart {
     pub sys: super::sys::SysTable,
     /// Seconds between `$SYS` publications; 0 disables them.
     pub sys_interval: u32,
+    /// Node name in `$SYS` client event topics.
+    pub node: String,
     pub mesh: MeshBuilder<MeshMsg, Full>,
     /// Told once this shard accepts on every listener (or failed to bind).
     pub ready: Sender<Result<ShardId, String>>,
@@ -54,6 +56,7 @@ pub async fn shard_main(start: ShardStart) {
         stop,
         sys,
         sys_interval,
+        node,
         mesh,
         ready,
     } = start;
@@ -81,14 +84,16 @@ pub async fn shard_main(start: ShardStart) {
             return;
         }
     };
-    let ctx = Rc::new(Ctx::new(
+    let mut ctx = Ctx::new(
         id,
         nr,
         Shard::new(id, nr, cfg),
         MeshOut::new(senders, nr),
         readiness,
         kick_tx,
-    ));
+    );
+    ctx.node = node;
+    let ctx = Rc::new(ctx);
 
     let mut bound = Vec::new();
     for addr in &listeners {

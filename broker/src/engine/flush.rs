@@ -52,6 +52,7 @@ pub fn flush(ctx: &Rc<Ctx>, events: &mut Vec<IoEvent>) {
             }
         }
     }
+    publish_client_events(ctx);
     let batches: Vec<_> = ctx.shard.borrow_mut().outbox().drain().collect();
     for (to, batch) in batches {
         ctx.send_mesh(to, MeshMsg::Batch(batch));
@@ -104,5 +105,30 @@ pub fn resume_write(ctx: &Rc<Ctx>, slot: u32) {
         }
     };
     write_conn(ctx, conn);
+    ctx.kick();
+}
+
+/// Publishes recorded client connect/disconnect events under `$SYS` (when configured). The
+/// events' own deliveries are flushed on the next turn.
+fn publish_client_events(ctx: &Rc<Ctx>) {
+    let mut evs = Vec::new();
+    ctx.shard.borrow_mut().take_client_events(&mut evs);
+    if evs.is_empty() {
+        return;
+    }
+    let now = now_ms();
+    let mut shard = ctx.shard.borrow_mut();
+    for ev in &evs {
+        if let Some((topic, body)) = super::sys::client_event(&ctx.node, ev, now) {
+            shard.publish_system(
+                now,
+                &topic,
+                bytes::Bytes::from(body),
+                codec::QoS::AtMostOnce,
+                false,
+            );
+        }
+    }
+    drop(shard);
     ctx.kick();
 }

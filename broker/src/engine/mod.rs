@@ -74,6 +74,7 @@ pub fn start(
     max_connections: usize,
     heartbeats: crate::sd_notify::Heartbeats,
     sys_interval: u32,
+    node: &str,
 ) -> anyhow::Result<Engine> {
     let allowed = allowed_cpus();
     let placement = if nr <= allowed.len() {
@@ -100,6 +101,7 @@ pub fn start(
         stop: stop.clone(),
         sys: sys::SysTable::new(nr),
         sys_interval,
+        node: sys::node_name(node),
         mesh: MeshBuilder::full(nr, MESH_CAPACITY),
         ready: ready_tx,
     };

@@ -5,7 +5,7 @@
 //!
 //! Topic names follow Mosquitto's, so existing dashboards work unchanged.
 
-use shard::{Shard, ShardStats};
+use shard::{ClientEvent, Shard, ShardStats};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
@@ -160,6 +160,60 @@ pub fn topics(
         ));
     }
     v
+}
+
+/// The node name for client event topics: the configured one, else the host name.
+pub fn node_name(configured: &str) -> String {
+    if !configured.is_empty() {
+        return configured.to_string();
+    }
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `len` bytes into the buffer.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    match (ok, std::str::from_utf8(&buf[..end])) {
+        (true, Ok(h)) if !h.is_empty() => format!("ringmq@{h}"),
+        _ => "ringmq".to_string(),
+    }
+}
+
+/// Topic and JSON payload of a client event (EMQX-style). `None` when the client id cannot
+/// appear in a topic name (it holds `+`, `#` or `/`... `/` would change the topic's shape).
+pub fn client_event(node: &str, ev: &ClientEvent, now_ms: u64) -> Option<(String, String)> {
+    let (id, kind, body) = match ev {
+        ClientEvent::Connected {
+            client_id,
+            username,
+            protocol,
+            keep_alive,
+            clean_start,
+            session_present,
+        } => (
+            client_id,
+            "connected",
+            serde_json::json!({
+                "clientid": client_id.as_str(),
+                "username": username.as_ref().map(|u| u.as_str()),
+                "proto_ver": protocol,
+                "keepalive": keep_alive,
+                "clean_start": clean_start,
+                "session_present": session_present,
+                "ts": now_ms,
+            }),
+        ),
+        ClientEvent::Disconnected { client_id, reason } => (
+            client_id,
+            "disconnected",
+            serde_json::json!({ "clientid": client_id.as_str(), "reason": reason, "ts": now_ms }),
+        ),
+    };
+    if id.contains(['+', '#', '/']) {
+        return None;
+    }
+    Some((
+        format!("$SYS/brokers/{node}/clients/{id}/{kind}"),
+        body.to_string(),
+    ))
 }
 
 #[cfg(test)]

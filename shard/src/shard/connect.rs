@@ -1,7 +1,7 @@
 //! CONNECT handling on the client's home shard: validation, takeover, session resume or
 //! creation, CONNACK, and the resend of what a resumed session still owes the client.
 
-use super::{Shard, TimerEvent};
+use super::{ClientEvent, Shard, TimerEvent};
 use crate::ids::{home_shard, ConnId, SessionKey};
 use crate::session::{InflightState, Session};
 use codec::{ByteStr, ConnAck, ConnAckProperties, Connect, Packet, PubAck, QoS, ReasonCode};
@@ -129,6 +129,16 @@ impl Shard {
 
         let needs_username = self.authorizer.is_some() || !self.auth_methods.is_empty();
         let connect = *connect;
+        if self.cfg.client_events {
+            self.client_events.push(ClientEvent::Connected {
+                client_id: client_id.clone(),
+                username: connect.username.as_deref().map(ByteStr::from),
+                protocol: connect.protocol.level(),
+                keep_alive: connect.keep_alive,
+                clean_start: connect.clean_start,
+                session_present: resumed.is_some(),
+            });
+        }
         let mut expired = 0;
         if let Some(s) = self.session_mut(key) {
             s.version = connect.protocol;

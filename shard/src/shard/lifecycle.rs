@@ -1,7 +1,7 @@
 //! Connection and session lifetimes: closing a connection (with or without its will),
 //! session expiry, will delay and keepalive, all driven by the shard's timer wheel.
 
-use super::{IoEvent, Shard, TimerEvent};
+use super::{ClientEvent, IoEvent, Shard, TimerEvent};
 use crate::ids::{ConnId, SessionKey};
 use crate::message::Message;
 use codec::{Disconnect, LastWill, Packet, QoS, ReasonCode};
@@ -82,6 +82,7 @@ impl Shard {
         let Some(c) = self.conns.get(conn.slot, conn.gen) else {
             return;
         };
+        let closing_code = disconnect.as_ref().map(|d| d.code);
         if let (Some(d), true) = (disconnect, c.version.is_v5() && c.session.is_some()) {
             self.send(conn, &Packet::Disconnect(d));
         }
@@ -97,6 +98,19 @@ impl Shard {
             return;
         }
         s.conn = None;
+        if self.cfg.client_events {
+            let reason = match (closing_code, publish_will) {
+                (Some(code), _) => format!("{code:?}"),
+                (None, true) => "closed".to_string(),
+                (None, false) => "normal".to_string(),
+            };
+            let client_id = s.client_id.clone();
+            self.client_events
+                .push(ClientEvent::Disconnected { client_id, reason });
+        }
+        let Some(s) = self.sessions.get_mut(key.slot, key.gen) else {
+            return;
+        };
         self.attached = self.attached.saturating_sub(1);
         s.epoch = s.epoch.wrapping_add(1);
         let epoch = s.epoch;

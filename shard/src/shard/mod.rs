@@ -49,6 +49,26 @@ pub enum IoEvent {
     Close(ConnId, BytesMut),
 }
 
+/// A client connected or disconnected (recorded only with `ShardConfig::client_events`); the
+/// broker publishes these under `$SYS/brokers/<node>/clients/<client id>/...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientEvent {
+    Connected {
+        client_id: ByteStr,
+        username: Option<ByteStr>,
+        protocol: u8,
+        keep_alive: u16,
+        clean_start: bool,
+        session_present: bool,
+    },
+    Disconnected {
+        client_id: ByteStr,
+        /// "normal" for a DISCONNECT, "closed" for a socket closed without one, otherwise the
+        /// reason code the server closed it with.
+        reason: String,
+    },
+}
+
 /// Timers of a shard; stale ones (generation or epoch moved on) are ignored when they fire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimerEvent {
@@ -158,6 +178,7 @@ pub struct Shard {
     timers: TimerWheel<TimerEvent>,
     outbox: Outbox,
     events: Vec<IoEvent>,
+    client_events: Vec<ClientEvent>,
     pending_subs: AHashMap<u64, PendingSub>,
     next_token: u64,
     next_assigned_id: u64,
@@ -199,6 +220,7 @@ impl Shard {
             timers: TimerWheel::new(0),
             outbox: Outbox::new(nr_shards.max(1)),
             events: Vec::new(),
+            client_events: Vec::new(),
             pending_subs: AHashMap::new(),
             next_token: (id.0 as u64) << 48,
             next_assigned_id: 0,
@@ -295,6 +317,11 @@ impl Shard {
         self.conns
             .get(conn.slot, conn.gen)
             .map_or(0, |c| c.out.len())
+    }
+
+    /// Drains the client connect/disconnect events recorded since the last call.
+    pub fn take_client_events(&mut self, into: &mut Vec<ClientEvent>) {
+        into.append(&mut self.client_events);
     }
 
     /// Drains the I/O work produced since the last call.
