@@ -10,6 +10,9 @@
 #   fanin   QoS 1, 100 publishers -> 1 subscriber, 10,000 msg/s offered (-I 10)
 #   fanout  QoS 0, 1 publisher -> 1000 subscribers at 100 msg/s (100,000 deliveries/s offered)
 #   shared  QoS 1, 1000 publishers -> 5 members of $share/g/..., 10,000 msg/s offered (-I 100)
+#   fanin-max, fanout-max, shared-max: the same shapes with no publish interval (closed loop
+#           for QoS 1, as fast as the socket takes for QoS 0): the most each broker delivers;
+#           what a broker acknowledges but cannot deliver shows as lost
 # p2p measures the most a broker moves (each pair's subscriber keeps up, so nothing queues
 # but the window); the others offer a fixed load, since a closed loop into one slow consumer
 # only measures how much a broker acknowledges and then drops.
@@ -33,7 +36,8 @@ Usage: $(basename "$0") [--broker NAME='START COMMAND with {port}']... [--no-rin
   --broker-cpus L    CPUs for the broker (default 0)
   --harness-cpus L   CPUs for ringmq-bench (default: every other CPU)
   --duration S       seconds of publishing per scenario (default 10)
-  --scenarios L      comma-separated subset of p2p,fanin,fanout,shared,idle (default all)
+  --scenarios L      comma-separated subset of p2p,fanin,fanout,shared,fanin-max,fanout-max,
+                     shared-max,idle (default all)
   --port P           broker port (default 18840)
   --record           append the table to docs/benchmarks.md (BENCHMARKS_MD= overrides the path)
 
@@ -47,7 +51,7 @@ WANT_MOSQUITTO=1
 BROKER_CPUS=0
 HARNESS_CPUS=""
 DURATION=10
-SCENARIOS="p2p,fanin,fanout,shared,idle"
+SCENARIOS="p2p,fanin,fanout,shared,fanin-max,fanout-max,shared-max,idle"
 PORT=18840
 RECORD=0
 while [ $# -gt 0 ]; do
@@ -182,6 +186,9 @@ scenario_args() {
     fanin) echo "fanin -c 100 -q 1 -I 10 -R 5000" ;;
     fanout) echo "fanout -c 1000 -q 0 -I 10 -R 5000" ;;
     shared) echo "shared -c 1000 --subs 5 -q 1 -I 100 -R 5000" ;;
+    fanin-max) echo "fanin -c 100 -q 1 -I 0 --inflight 2 -R 5000" ;;
+    fanout-max) echo "fanout -c 1000 -q 0 -I 0 -R 5000" ;;
+    shared-max) echo "shared -c 1000 --subs 5 -q 1 -I 0 --inflight 1 -R 5000" ;;
   esac
 }
 
@@ -227,6 +234,8 @@ titles = {
     'p2p': 'p2p QoS1 500 pairs, closed loop', 'fanin': 'fanin QoS1 100->1 @10k/s',
     'fanout': 'fanout QoS0 1->1000 @100/s', 'shared': 'shared QoS1 1000->5 @10k/s',
     'idle': 'idle 15,000 conns',
+    'fanin-max': 'fanin QoS1 100->1, closed loop', 'fanout-max': 'fanout QoS0 1->1000, as fast as sent',
+    'shared-max': 'shared QoS1 1000->5, closed loop',
 }
 def load(n, sc):
     if sc == 'idle':
