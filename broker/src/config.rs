@@ -116,6 +116,8 @@ pub struct LimitsConfig {
     pub topic_alias_maximum: u16,
     /// Seconds a message may wait for delivery (caps Message Expiry Interval); 0 = no limit.
     pub max_message_expiry: u32,
+    /// Seconds a new connection has to complete CONNECT (and any AUTH exchange).
+    pub connect_timeout: u16,
 }
 
 impl Default for LimitsConfig {
@@ -132,6 +134,7 @@ impl Default for LimitsConfig {
             receive_maximum: 1024,
             topic_alias_maximum: 64,
             max_message_expiry: 0,
+            connect_timeout: 10,
         }
     }
 }

@@ -85,6 +85,8 @@ pub const KEYS: &[KeySpec] = &[
         "Incoming QoS 2 messages a client may have awaiting PUBREL, advertised to MQTT 5 clients as Receive Maximum; one more gets DISCONNECT 0x93."),
     key("limits.topic_alias_maximum", "0..=65535", "0 turns topic aliases off; e.g. 64", "64",
         "Topic Alias Maximum advertised to MQTT 5 clients, and the most aliases ringmq uses towards a client that allows them. 0 turns topic aliases off."),
+    key("limits.connect_timeout", "1..=65535 seconds", "set it to e.g. 10", "10",
+        "Seconds a new connection has to complete CONNECT (and any AUTH exchange) before it is closed; stops idle sockets that never speak MQTT from holding a slot."),
     key("limits.max_message_expiry", "0..=4294967295 seconds", "0 = no limit; e.g. 86400", "0",
         "Longest a message waits for delivery in a queue, in seconds; also caps a publisher's Message Expiry Interval. 0 = no limit."),
     key("session.max_session_expiry", "0..=4294967295 seconds", "0 ends every session at disconnect; e.g. 86400", "4294967295",

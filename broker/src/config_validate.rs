@@ -58,6 +58,12 @@ impl Config {
         );
         range("limits.max_keepalive", l.max_keepalive.into(), 1, u64::MAX);
         range(
+            "limits.connect_timeout",
+            l.connect_timeout.into(),
+            1,
+            u64::MAX,
+        );
+        range(
             "limits.max_client_id_len",
             l.max_client_id_len.into(),
             23,

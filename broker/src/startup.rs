@@ -14,6 +14,7 @@ pub fn shard_config(c: &Config) -> ShardConfig {
         max_subscriptions_per_client: l.max_subscriptions_per_client as usize,
         max_topic_levels: l.max_topic_levels as usize,
         max_keepalive: l.max_keepalive,
+        connect_timeout_ms: u64::from(l.connect_timeout) * 1000,
         max_client_id_len: l.max_client_id_len as usize,
         allow_anonymous: c.auth.allow_anonymous,
         max_session_expiry: c.session.max_session_expiry,

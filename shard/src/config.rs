@@ -54,6 +54,8 @@ pub struct ShardConfig {
     pub max_topic_levels: usize,
     /// Ceiling on a client's keepalive, seconds (v5: advertised as Server Keep Alive).
     pub max_keepalive: u16,
+    /// Milliseconds a new connection has to complete CONNECT (and any AUTH exchange).
+    pub connect_timeout_ms: u64,
     pub max_client_id_len: usize,
     pub allow_anonymous: bool,
     /// Ceiling on a v5 Session Expiry Interval, seconds.
@@ -83,6 +85,7 @@ impl Default for ShardConfig {
             max_subscriptions_per_client: 100,
             max_topic_levels: 32,
             max_keepalive: u16::MAX,
+            connect_timeout_ms: 10_000,
             max_client_id_len: 256,
             allow_anonymous: true,
             max_session_expiry: u32::MAX,

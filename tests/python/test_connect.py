@@ -7,6 +7,7 @@ broker produced them (MQTT 3.1.1 section 3.1 / 3.2, MQTT 3.1 for the MQIsdp vari
 import pytest
 
 import mqtt_raw as raw
+from conftest import ringmq_only
 from mqtt_clients import V31, V311, paho
 
 
@@ -118,3 +119,17 @@ def test_refused_connect_then_valid_client_unaffected(broker):
     good, ack = raw.raw_session(b.host, b.port, "after-refusal")
     good.send(raw.PINGREQ_BYTES)
     good.expect(raw.PINGRESP)
+
+
+@ringmq_only("limits.connect_timeout has no Mosquitto equivalent in this suite's config mapping")
+def test_socket_that_never_sends_connect_is_closed_after_connect_timeout(broker):
+    import socket
+    import time
+    b = broker(config={"limits": {"connect_timeout": 1}})
+    s = socket.create_connection((b.host, b.port))
+    s.settimeout(5)
+    t0 = time.monotonic()
+    assert s.recv(16) == b""  # closed by the broker, nothing sent
+    waited = time.monotonic() - t0
+    assert 0.8 <= waited <= 3.0, waited
+    s.close()

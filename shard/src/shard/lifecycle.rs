@@ -272,6 +272,16 @@ impl Shard {
         self.timers.advance(now_ms, &mut due);
         for ev in due.drain(..) {
             match ev {
+                TimerEvent::ConnectTimeout(conn) => {
+                    let pending = self
+                        .conns
+                        .get(conn.slot, conn.gen)
+                        .is_some_and(|c| c.session.is_none());
+                    if pending {
+                        // Never finished CONNECT (or its AUTH exchange): free the slot.
+                        self.close_conn(now_ms, conn, false, None);
+                    }
+                }
                 TimerEvent::KeepAlive(conn) => {
                     let Some(c) = self.conns.get(conn.slot, conn.gen) else {
                         continue;

@@ -72,6 +72,8 @@ pub enum ClientEvent {
 /// Timers of a shard; stale ones (generation or epoch moved on) are ignored when they fire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimerEvent {
+    /// The connection must have completed CONNECT by now.
+    ConnectTimeout(ConnId),
     KeepAlive(ConnId),
     SessionExpiry(SessionKey, u32),
     WillDelay(SessionKey, u32),
@@ -273,7 +275,12 @@ impl Shard {
             ext: None,
         });
         self.stats.connections += 1;
-        ConnId { slot, gen }
+        let conn = ConnId { slot, gen };
+        self.timers.insert(
+            now_ms + self.cfg.connect_timeout_ms,
+            TimerEvent::ConnectTimeout(conn),
+        );
+        conn
     }
 
     /// Forgets a connection without any protocol action (its socket moved to another shard).
