@@ -23,7 +23,8 @@ pub use config::{ShardConfig, SharedStrategy};
 pub use ids::{home_shard, retained_shard, ConnId, SessionKey, ShardId};
 pub use message::{Message, SharedMessage};
 pub use shard::{
-    Action, AuthExchange, AuthMethod, AuthStep, Authorizer, ClientEvent, ClientInfo, IoEvent, Shard, ShardStats,
+    Action, AuthExchange, AuthMethod, AuthStep, Authorizer, ClientEvent, ClientInfo, IoEvent,
+    Shard, ShardStats,
 };
 pub use shard_msg::ShardMsg;
 pub mod timer;
