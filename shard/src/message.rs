@@ -25,6 +25,9 @@ pub struct Message {
     /// Client id of the publisher, the key of the `hash` shared-subscription strategy; set
     /// only when that strategy is configured (`None` also for messages the broker makes).
     pub publisher: Option<ByteStr>,
+    /// The publishing connection of a QoS 1/2 message, so a congested subscriber can pause
+    /// it (publisher back-pressure, `shard::throttle`); `None` for QoS 0 and broker messages.
+    pub origin: Option<(crate::ids::ShardId, crate::ids::ConnId)>,
 }
 
 pub type SharedMessage = Arc<Message>;

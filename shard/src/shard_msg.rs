@@ -14,6 +14,12 @@ use std::sync::Arc;
 /// One cross-shard message.
 #[derive(Debug, Clone)]
 pub enum ShardMsg {
+    /// Pause (or resume) reading one of the receiver's connections: a subscriber on the
+    /// sender is congested by that publisher's messages.
+    Throttle {
+        conn: crate::ids::ConnId,
+        pause: bool,
+    },
     /// Deliver to this shard's local subscribers. Sent once per destination shard.
     Publish(SharedMessage),
     /// The sender gained its first local subscriber of `filter`. Answered with `RouteAck`.

@@ -45,6 +45,7 @@ pub fn add(ctx: &Rc<Ctx>, fd: OwnedFd, first: Option<(Box<Connect>, BytesMut)>) 
         return;
     }
     let mut slot = IoSlot {
+        paused: false,
         conn,
         fd,
         buf: BytesMut::new(),
@@ -104,7 +105,7 @@ enum ReadOutcome {
 /// Non-blocking read of one socket into the shared buffer, appended to the slot's buffer.
 fn read_once(ctx: &Ctx, slot: u32) -> Option<(ConnId, ReadOutcome)> {
     let mut io = ctx.io.borrow_mut();
-    let s = io.get_mut(slot)?;
+    let s = io.get_mut(slot).filter(|s| !s.paused)?;
     let mut scratch = ctx.read_buf.borrow_mut();
     // SAFETY: recv into a live buffer of the stated length, on a socket the slot owns.
     let n = unsafe {

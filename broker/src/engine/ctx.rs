@@ -37,6 +37,8 @@ pub struct IoSlot {
     pub connected: bool,
     /// The socket's send buffer was full: output waits for the next writable edge.
     pub write_blocked: bool,
+    /// Publisher back-pressure: not read until the shard resumes it.
+    pub paused: bool,
 }
 
 pub struct Ctx {

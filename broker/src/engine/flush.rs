@@ -42,6 +42,21 @@ pub fn flush(ctx: &Rc<Ctx>, events: &mut Vec<IoEvent>) {
     for ev in events.drain(..) {
         match ev {
             IoEvent::Flush(conn) => write_conn(ctx, conn),
+            IoEvent::Pause(conn) | IoEvent::Resume(conn) => {
+                let pause = matches!(ev, IoEvent::Pause(_));
+                if let Some(s) = ctx
+                    .io
+                    .borrow_mut()
+                    .get_mut(conn.slot)
+                    .filter(|s| s.conn == conn)
+                {
+                    s.paused = pause;
+                }
+                if !pause {
+                    // Edge-triggered: data that arrived while paused gave no new edge.
+                    super::waker::mark_ready(conn.slot);
+                }
+            }
             IoEvent::Close(conn, last) => {
                 if let Some(slot) = ctx.remove_io(conn) {
                     if !last.is_empty() && !slot.write_blocked {

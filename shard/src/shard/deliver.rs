@@ -81,6 +81,7 @@ impl Shard {
             properties: None,
             expires_at_ms: None,
             publisher: None,
+            origin: None,
         });
         if retain {
             self.store_retained(msg.clone());
@@ -151,11 +152,13 @@ impl Shard {
             }
             return Ok(());
         }
+        let origin = d.msg.origin;
         if let Err(e) = s.enqueue(d, max_queued) {
             self.stats.messages_dropped += 1;
             return Err(e);
         }
-        self.pump(now_ms, key);
+        self.pump_window(now_ms, key);
+        self.note_backlog(now_ms, key, origin);
         Ok(())
     }
 
@@ -169,6 +172,11 @@ impl Shard {
     /// Moves queued messages into the window while the session is online and has room.
     /// Expired messages are dropped on the way [MQTT-3.3.2-5].
     pub(super) fn pump(&mut self, now_ms: u64, key: SessionKey) {
+        self.pump_window(now_ms, key);
+        self.release_waiters(now_ms, key);
+    }
+
+    fn pump_window(&mut self, now_ms: u64, key: SessionKey) {
         loop {
             let Some(s) = self.sessions.get_mut(key.slot, key.gen) else {
                 return;

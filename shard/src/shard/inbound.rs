@@ -160,6 +160,7 @@ impl Shard {
                 properties: (!props.is_empty()).then(|| Box::new(props)),
                 expires_at_ms,
                 publisher,
+                origin: (p.qos != QoS::AtMostOnce).then_some((self.id, conn)),
             });
             if msg.retain {
                 self.store_retained(msg.clone());

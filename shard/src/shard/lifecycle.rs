@@ -201,6 +201,7 @@ impl Shard {
             properties: (!publish_props.is_empty()).then(|| Box::new(publish_props)),
             expires_at_ms,
             publisher,
+            origin: None,
         });
         if msg.retain {
             self.store_retained(msg.clone());
@@ -272,6 +273,7 @@ impl Shard {
         self.timers.advance(now_ms, &mut due);
         for ev in due.drain(..) {
             match ev {
+                TimerEvent::ThrottleDeadline(conn) => self.throttle_deadline(now_ms, conn),
                 TimerEvent::ConnectTimeout(conn) => {
                     let pending = self
                         .conns

@@ -23,6 +23,7 @@ mod lifecycle;
 mod remote;
 mod shared;
 mod subscribe;
+mod throttle;
 
 pub use auth::{Action, AuthExchange, AuthMethod, AuthStep, Authorizer, ClientInfo};
 
@@ -47,6 +48,10 @@ pub enum IoEvent {
     Flush(ConnId),
     /// Write these last bytes, then close the socket. The shard already forgot the conn.
     Close(ConnId, BytesMut),
+    /// Stop reading this connection (its messages pile up at a subscriber): back-pressure.
+    Pause(ConnId),
+    /// Read this connection again.
+    Resume(ConnId),
 }
 
 /// A client connected or disconnected (recorded only with `ShardConfig::client_events`); the
@@ -74,6 +79,8 @@ pub enum ClientEvent {
 pub enum TimerEvent {
     /// The connection must have completed CONNECT by now.
     ConnectTimeout(ConnId),
+    /// A paused publisher is resumed by now at the latest.
+    ThrottleDeadline(ConnId),
     KeepAlive(ConnId),
     SessionExpiry(SessionKey, u32),
     WillDelay(SessionKey, u32),
@@ -149,6 +156,8 @@ pub struct ShardStats {
     pub dropped_too_large: u64,
     /// Shared-subscription messages handed to another member after theirs left.
     pub shared_redistributed: u64,
+    /// Times a publisher was paused because a subscriber's queue was high.
+    pub publisher_pauses: u64,
 }
 
 impl std::ops::AddAssign for ShardStats {
@@ -163,6 +172,7 @@ impl std::ops::AddAssign for ShardStats {
         self.messages_expired += o.messages_expired;
         self.dropped_too_large += o.dropped_too_large;
         self.shared_redistributed += o.shared_redistributed;
+        self.publisher_pauses += o.publisher_pauses;
     }
 }
 
@@ -181,6 +191,10 @@ pub struct Shard {
     outbox: Outbox,
     events: Vec<IoEvent>,
     client_events: Vec<ClientEvent>,
+    /// Publishers paused by each congested session (see `throttle`).
+    throttled: AHashMap<SessionKey, Vec<(ShardId, ConnId, u64)>>,
+    /// This shard's paused publishers and when their pause ends.
+    paused: AHashMap<ConnId, u64>,
     pending_subs: AHashMap<u64, PendingSub>,
     next_token: u64,
     next_assigned_id: u64,
@@ -223,6 +237,8 @@ impl Shard {
             outbox: Outbox::new(nr_shards.max(1)),
             events: Vec::new(),
             client_events: Vec::new(),
+            throttled: AHashMap::new(),
+            paused: AHashMap::new(),
             pending_subs: AHashMap::new(),
             next_token: (id.0 as u64) << 48,
             next_assigned_id: 0,

@@ -33,6 +33,7 @@ impl Shard {
                 self.outbox.push(from, ShardMsg::RouteAck { token });
             }
             ShardMsg::RouteRemove { filter } => self.routes.remove(&filter, from),
+            ShardMsg::Throttle { conn, pause } => self.throttle_conn(now_ms, conn, pause),
             ShardMsg::RouteAck { token } => {
                 let done = match self.pending_subs.get_mut(&token) {
                     Some(p) => {

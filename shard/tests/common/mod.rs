@@ -24,6 +24,15 @@ pub struct Client {
     pub closed: bool,
     /// Size of the largest frame the server sent this client, bytes.
     pub largest_frame: usize,
+    /// The broker stopped reading this client (publisher back-pressure).
+    pub paused: bool,
+    /// How many times it was paused.
+    pub pauses: u32,
+}
+
+enum Kind {
+    Pause,
+    Other,
 }
 
 pub type C = usize;
@@ -58,6 +67,8 @@ impl World {
             inbox: VecDeque::new(),
             closed: false,
             largest_frame: 0,
+            paused: false,
+            pauses: 0,
         });
         let c = self.clients.len() - 1;
         self.send(c, Packet::Connect(Box::new(connect)));
@@ -143,6 +154,11 @@ impl World {
                 self.shards[i].take_events(&mut evs);
                 for ev in evs {
                     moved = true;
+                    let ev_kind = if matches!(ev, IoEvent::Pause(_)) {
+                        Kind::Pause
+                    } else {
+                        Kind::Other
+                    };
                     match ev {
                         IoEvent::Flush(conn) => {
                             if let Some(out) = self.shards[i].conn_output(conn) {
@@ -150,6 +166,17 @@ impl World {
                             }
                         }
                         IoEvent::Close(conn, last) => self.deliver_bytes(i, conn, &last, true),
+                        IoEvent::Pause(conn) | IoEvent::Resume(conn) => {
+                            let paused = matches!(ev_kind, Kind::Pause);
+                            if let Some(cl) = self
+                                .clients
+                                .iter_mut()
+                                .find(|c| c.shard == i && c.conn == Some(conn))
+                            {
+                                cl.paused = paused;
+                                cl.pauses += paused as u32;
+                            }
+                        }
                     }
                 }
             }
