@@ -268,6 +268,16 @@ fn main() {
                 ProtocolVersion::V5,
                 Some(their_read_v5),
             );
+            let mut theirs5 = v5::Publish::from_bytes(TOPIC, their_qos(qos), body.clone());
+            theirs5.pkid = theirs.pkid;
+            bench_encode(
+                &format!("encode_publish_qos{q}_{label}_v5"),
+                &ours,
+                ProtocolVersion::V5,
+                &mut |b| {
+                    theirs5.write(b).expect("mqttbytes encodes");
+                },
+            );
 
             // The broker's fan-out path: encode once, rewrite only the packet id (ours only).
             if let Packet::Publish(p) = &ours {

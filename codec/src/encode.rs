@@ -27,14 +27,28 @@ use bytes::{BufMut, BytesMut};
 ///
 /// CONNECT is written in the version its `protocol` field names (as decoding reads it from
 /// the packet); every other packet in `version`.
+///
+/// PUBLISH takes its own path, inlined here; every other packet goes through the generic
+/// two-pass writer, kept out of line so the PUBLISH path stays small.
+#[inline]
 pub fn encode(
     packet: &Packet,
     version: ProtocolVersion,
     out: &mut BytesMut,
 ) -> Result<(), EncodeError> {
-    if let Packet::Publish(p) = packet {
-        return publish::encode_publish(p, version, out);
+    match packet {
+        Packet::Publish(p) => publish::encode_publish(p, version, out),
+        _ => encode_generic(packet, version, out),
     }
+}
+
+/// Counts the body, reserves once, then writes header and body.
+#[inline(never)]
+fn encode_generic(
+    packet: &Packet,
+    version: ProtocolVersion,
+    out: &mut BytesMut,
+) -> Result<(), EncodeError> {
     let remaining = body_len(packet, version)?;
     let rl = length_varint(remaining)?;
     out.reserve(1 + varint_len(rl) + remaining);

@@ -192,6 +192,29 @@ pub(crate) fn put_varint<S: Sink>(s: &mut S, mut v: u32) -> Result<(), EncodeErr
     }
 }
 
+/// The variable byte integer encoding of `v` (at most [`MAX_VARINT`]) packed into a `u32`,
+/// first byte lowest (so `to_le_bytes` gives wire order), and its length in bytes.
+///
+/// Plain shifts and masks, no loop and no memory: a hot encoder can place the bytes
+/// straight into a register-built header. Larger values are the caller's bug (their top
+/// bits are dropped); every caller has already checked `v` with [`length_varint`].
+#[inline]
+pub(crate) const fn varint_word(v: u32) -> (u32, usize) {
+    debug_assert!(v <= MAX_VARINT);
+    if v < 128 {
+        return (v, 1);
+    }
+    // 7 value bits per byte, and the continuation bit on every byte but the last.
+    let spread = (v & 0x7F) | (v & 0x3F80) << 1 | (v & 0x1F_C000) << 2 | (v & 0xFE0_0000) << 3;
+    if v < 16_384 {
+        (spread | 0x80, 2)
+    } else if v < 2_097_152 {
+        (spread | 0x8080, 3)
+    } else {
+        (spread | 0x80_8080, 4)
+    }
+}
+
 /// A length that must fit a variable byte integer, as one.
 pub(crate) fn length_varint(len: usize) -> Result<u32, EncodeError> {
     match u32::try_from(len) {
@@ -253,6 +276,9 @@ mod tests {
             let mut c = Counter::default();
             put_varint(&mut c, value).unwrap();
             assert_eq!(c.0, bytes.len());
+            let (word, len) = varint_word(value);
+            assert_eq!(&word.to_le_bytes()[..len], bytes, "{value}");
+            assert_eq!(word.to_le_bytes()[len..], [0, 0, 0, 0][len..], "{value}");
         }
     }
 
