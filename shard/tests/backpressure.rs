@@ -97,3 +97,47 @@ fn offline_subscribers_never_pause_publishers() {
         "the queue bound applies"
     );
 }
+
+#[test]
+fn a_subscriber_that_stays_slow_stops_holding_publishers_back_after_the_slow_consumer_limit() {
+    let cfg = shard::ShardConfig {
+        max_queued_messages: 8,
+        max_inflight: 2,
+        ..Default::default()
+    };
+    let mut w = World::with_config(1, cfg);
+    let s = w.connect("stuck", V4, true);
+    let p = w.connect("fast", V4, true);
+    w.subscribe(s, 1, "bp", QoS::AtLeastOnce);
+    w.recv(s);
+    let mut id = 0u16;
+    let mut send = |w: &mut World, n: u16| {
+        for _ in 0..n {
+            id += 1;
+            w.publish(p, "bp", "x", QoS::AtLeastOnce, false, id);
+        }
+    };
+    send(&mut w, 8);
+    assert!(w.clients[p].paused);
+    // The subscriber never acknowledges. Each renewal keeps the publisher paused...
+    for _ in 0..4 {
+        w.advance(1_100);
+        send(&mut w, 1);
+    }
+    let pauses = w.clients[p].pauses;
+    assert!(pauses >= 2, "paused again while congested: {pauses}");
+    // ...until the slow-consumer limit: then no more pauses, the bound drops instead.
+    w.advance(1_100);
+    send(&mut w, 5);
+    w.advance(1_100);
+    assert!(!w.clients[p].paused);
+    send(&mut w, 5);
+    assert!(
+        !w.clients[p].paused,
+        "no pause past the slow-consumer limit"
+    );
+    assert!(
+        w.shards[0].stats().messages_dropped > 0,
+        "its queue bound applies instead"
+    );
+}

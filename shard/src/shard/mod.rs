@@ -192,7 +192,7 @@ pub struct Shard {
     events: Vec<IoEvent>,
     client_events: Vec<ClientEvent>,
     /// Publishers paused by each congested session (see `throttle`).
-    throttled: AHashMap<SessionKey, Vec<(ShardId, ConnId, u64)>>,
+    throttled: AHashMap<SessionKey, throttle::Waiters>,
     /// This shard's paused publishers and when their pause ends.
     paused: AHashMap<ConnId, u64>,
     pending_subs: AHashMap<u64, PendingSub>,

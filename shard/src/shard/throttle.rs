@@ -6,8 +6,10 @@
 //! flight from the paused publishers still fits; it resumes at one quarter. A pause never
 //! lasts longer than `THROTTLE_MAX_MS`: a subscriber that stops acknowledging altogether
 //! must not stall its publishers forever (past that, the queue bound and its counted drops
-//! apply as before). Offline sessions never pause anyone. Publishers on other shards are
-//! paused through `ShardMsg::Throttle`, so this holds across shards.
+//! apply as before). And one subscriber holds publishers back for at most
+//! `SLOW_CONSUMER_MS` per congestion episode, so a single slow consumer cannot stall a
+//! fan-out to every other subscriber. Offline sessions never pause anyone. Publishers on
+//! other shards are paused through `ShardMsg::Throttle`, so this holds across shards.
 
 use super::{IoEvent, Shard, TimerEvent};
 use crate::ids::{ConnId, SessionKey, ShardId};
@@ -15,6 +17,19 @@ use crate::shard_msg::ShardMsg;
 
 /// Longest a publisher stays paused by one congested subscriber.
 pub const THROTTLE_MAX_MS: u64 = 1_000;
+
+/// How long one subscriber may keep holding publishers back in one congestion episode. Past
+/// it the subscriber counts as a slow consumer: publishers are no longer paused for it (its
+/// queue bound and counted drops apply), so it cannot stall a fan-out to everyone else.
+pub const SLOW_CONSUMER_MS: u64 = 5_000;
+
+/// Publishers paused by one congested session: `(shard, conn, last pause sent)`, and when
+/// the congestion began.
+#[derive(Debug, Default)]
+pub(super) struct Waiters {
+    since_ms: u64,
+    list: Vec<(ShardId, ConnId, u64)>,
+}
 
 impl Shard {
     fn high_watermark(&self) -> usize {
@@ -38,7 +53,14 @@ impl Shard {
         if s.conn.is_none() || s.queue.len() < high || s.conn == Some(conn) && shard == self.id {
             return;
         }
-        let waiters = self.throttled.entry(key).or_default();
+        let waiters = self.throttled.entry(key).or_insert_with(|| Waiters {
+            since_ms: now_ms,
+            list: Vec::new(),
+        });
+        if now_ms >= waiters.since_ms + SLOW_CONSUMER_MS {
+            return; // a slow consumer: stop holding publishers back for it
+        }
+        let waiters = &mut waiters.list;
         match waiters.iter_mut().find(|w| w.0 == shard && w.1 == conn) {
             Some(w) if now_ms < w.2 + THROTTLE_MAX_MS / 2 => return,
             Some(w) => w.2 = now_ms,
@@ -58,7 +80,7 @@ impl Shard {
             .get(key.slot, key.gen)
             .is_none_or(|s| s.conn.is_none() || s.queue.len() <= low);
         if drained {
-            for (shard, conn, _) in self.throttled.remove(&key).unwrap_or_default() {
+            for (shard, conn, _) in self.throttled.remove(&key).unwrap_or_default().list {
                 self.set_throttle(now_ms, shard, conn, false);
             }
         }
