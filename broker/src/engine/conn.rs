@@ -64,13 +64,56 @@ pub fn add(ctx: &Rc<Ctx>, fd: OwnedFd, first: Option<(Box<Connect>, BytesMut)>) 
     mark_ready(conn.slot);
 }
 
+/// Connections accepted per listener per poller pass before others get their turn.
+const ACCEPT_BUDGET: usize = 256;
+
+fn accept_all(ctx: &Rc<Ctx>) {
+    for i in 0..ctx.listeners.len() {
+        accept_batch(ctx, i);
+    }
+}
+
+/// Accepts what listener `i` has waiting (edge-triggered: until EAGAIN, or until the budget
+/// is spent, in which case the next poller pass carries on).
+fn accept_batch(ctx: &Rc<Ctx>, i: usize) {
+    let Some(l) = ctx.listeners.get(i) else {
+        return;
+    };
+    for _ in 0..ACCEPT_BUDGET {
+        match super::listener::accept(l) {
+            Ok(None) => return,
+            Ok(Some(fd)) if ctx.live_conns() >= ctx.max_conns => {
+                // Over limits.max_connections: close before reading anything.
+                drop(fd);
+                ctx.refused.set(ctx.refused.get() + 1);
+            }
+            Ok(Some(fd)) => add(ctx, fd, None),
+            Err(e) => {
+                // EMFILE and friends: retry from the timer tick instead of spinning.
+                tracing::warn!("accept failed: {e}");
+                ctx.accept_pending.set(true);
+                return;
+            }
+        }
+    }
+    ctx.accept_pending.set(true);
+    super::waker::wake_poller();
+}
+
 /// The poller task: forever reads whichever connections are ready.
 pub async fn poller(ctx: Rc<Ctx>) {
     let mut ready = Vec::new();
     let mut harvested: Vec<Ready> = Vec::new();
     futures_lite::future::poll_fn(|cx| {
         ctx.readiness.harvest(&mut harvested);
+        if ctx.accept_pending.replace(false) {
+            accept_all(&ctx);
+        }
         for r in harvested.drain(..) {
+            if r.listener {
+                accept_batch(&ctx, r.slot as usize);
+                continue;
+            }
             if r.writable {
                 flush::resume_write(&ctx, r.slot);
             }

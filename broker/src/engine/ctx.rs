@@ -49,6 +49,12 @@ pub struct Ctx {
     pub read_buf: RefCell<Box<[u8]>>,
     pub mesh: MeshOut,
     pub readiness: super::readiness::Readiness,
+    /// This shard's listening sockets (in the epoll set).
+    pub listeners: Vec<OwnedFd>,
+    /// Connections this shard holds at most.
+    pub max_conns: usize,
+    /// A listener still had connections waiting when its accept batch ended.
+    pub accept_pending: Cell<bool>,
     /// Node name in `$SYS` client event topics.
     pub node: String,
     /// Bytes read from sockets (for `$SYS`).
@@ -80,6 +86,9 @@ impl Ctx {
             read_buf: RefCell::new(vec![0u8; READ_BUF].into_boxed_slice()),
             mesh,
             readiness,
+            listeners: Vec::new(),
+            max_conns: usize::MAX,
+            accept_pending: Cell::new(false),
             node: String::new(),
             bytes_received: Cell::new(0),
             watcher_waiting: Cell::new(false),

@@ -11,7 +11,6 @@ use super::waker::wake_poller;
 use futures_lite::StreamExt;
 use glommio::channels::channel_mesh::{Full, MeshBuilder};
 use glommio::channels::local_channel;
-use glommio::net::TcpStream;
 use shard::{Shard, ShardConfig, ShardId};
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -93,18 +92,26 @@ pub async fn shard_main(start: ShardStart) {
         kick_tx,
     );
     ctx.node = node;
-    let ctx = Rc::new(ctx);
+    ctx.max_conns = max_conns;
 
-    let mut bound = Vec::new();
     for addr in &listeners {
         match listener::bind(*addr) {
-            Ok(l) => bound.push(l),
+            Ok(l) => {
+                let index = ctx.listeners.len() as u32;
+                if let Err(e) = ctx.readiness.add_listener(l.as_raw_fd(), index) {
+                    let _ = ready.send(Err(format!("cannot watch {addr}: {e}")));
+                    return;
+                }
+                ctx.listeners.push(l);
+            }
             Err(e) => {
                 let _ = ready.send(Err(format!("cannot listen on {addr}: {e}")));
                 return;
             }
         }
     }
+
+    let ctx = Rc::new(ctx);
 
     // Flusher: runs after the tasks woken in the same turn, then writes everything once.
     let fctx = ctx.clone();
@@ -178,6 +185,9 @@ pub async fn shard_main(start: ShardStart) {
                 stop.done();
                 continue;
             }
+            if tctx.accept_pending.get() {
+                wake_poller();
+            }
             tctx.shard.borrow_mut().handle_timeout(now_ms());
             heartbeats.beat(tctx.id.index());
             tctx.kick();
@@ -186,33 +196,8 @@ pub async fn shard_main(start: ShardStart) {
     .detach();
 
     let _ = ready.send(Ok(id));
-    let mut accepts = Vec::new();
-    for l in bound {
-        let ctx = ctx.clone();
-        accepts.push(glommio::spawn_local(async move {
-            loop {
-                match l.accept().await {
-                    Ok(stream) if ctx.live_conns() >= max_conns => {
-                        // Over limits.max_connections: close before reading anything.
-                        drop(stream);
-                        ctx.refused.set(ctx.refused.get() + 1);
-                    }
-                    Ok(stream) => match own_fd(stream) {
-                        Some(fd) => conn::add(&ctx, fd, None),
-                        None => tracing::warn!("accept: dup failed"),
-                    },
-                    Err(e) => {
-                        // EMFILE and friends: back off instead of spinning.
-                        tracing::warn!("accept failed: {e}");
-                        glommio::timer::sleep(Duration::from_millis(100)).await;
-                    }
-                }
-            }
-        }));
-    }
-    for a in accepts {
-        a.await;
-    }
+    // Everything runs in the tasks spawned above; this shard lives as long as the process.
+    futures_lite::future::pending::<()>().await;
     drop(flusher);
 }
 
@@ -235,16 +220,6 @@ fn on_mesh(ctx: &Rc<Ctx>, from: ShardId, m: MeshMsg) {
             conn::add(ctx, fd, Some((connect, leftover)));
         }
     }
-}
-
-/// Takes the socket out of glommio's stream: glommio cannot give up its fd, so the fd is
-/// duplicated and the stream dropped (closing its copy).
-fn own_fd(stream: TcpStream) -> Option<OwnedFd> {
-    // SAFETY: dup(2) of a live socket fd; the new fd is owned by the result.
-    let fd = unsafe { libc::dup(stream.as_raw_fd()) };
-    drop(stream);
-    // SAFETY: a fresh fd from dup, owned by nobody else.
-    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Lets the idle watcher poll again: the executor has nothing queued.

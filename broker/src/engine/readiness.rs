@@ -21,7 +21,12 @@ pub struct Ready {
     pub slot: u32,
     pub readable: bool,
     pub writable: bool,
+    /// Set for a listening socket (then `slot` is the listener's index).
+    pub listener: bool,
 }
+
+/// Tag bit that marks a listener's epoll token (connection slots are below 2^32).
+const LISTENER: u64 = 1 << 63;
 
 /// A shard's epoll set.
 pub struct Readiness {
@@ -53,6 +58,17 @@ impl Readiness {
         let mut ev = libc::epoll_event {
             events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
             u64: slot as u64,
+        };
+        // SAFETY: valid epoll fd, valid event pointer for the call.
+        cvt(unsafe { libc::epoll_ctl(self.epfd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) })?;
+        Ok(())
+    }
+
+    /// Watches listening socket number `index` for pending connections (edge-triggered).
+    pub fn add_listener(&self, fd: RawFd, index: u32) -> io::Result<()> {
+        let mut ev = libc::epoll_event {
+            events: (libc::EPOLLIN | libc::EPOLLET) as u32,
+            u64: LISTENER | index as u64,
         };
         // SAFETY: valid epoll fd, valid event pointer for the call.
         cvt(unsafe { libc::epoll_ctl(self.epfd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) })?;
@@ -95,6 +111,7 @@ impl Readiness {
                     slot: ev.u64 as u32,
                     readable: hup || e & libc::EPOLLIN as u32 != 0,
                     writable: e & libc::EPOLLOUT as u32 != 0,
+                    listener: ev.u64 & LISTENER != 0,
                 });
             }
             if (n as usize) < events.len() {
