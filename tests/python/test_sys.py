@@ -26,6 +26,9 @@ def test_sys_topics_are_published_retained_and_summed_over_shards(broker):
     assert seen.get("$SYS/broker/uptime", "").endswith(" seconds")
     assert int(seen["$SYS/broker/clients/connected"]) == 7
     assert seen.get("$SYS/broker/shards/count") == "4"
+    # One subscription so far: the watcher's `$SYS/broker/#`.
+    assert seen.get("$SYS/broker/subscriptions/count") == "1"
+    assert seen.get("$SYS/broker/sessions/count") == "7"
     assert sum(int(seen[f"$SYS/broker/shards/{i}/clients/connected"]) for i in range(4)) == 7
     # Retained: a late subscriber gets the last values at once.
     late = paho(b, "sys-late")

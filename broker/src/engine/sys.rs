@@ -15,6 +15,7 @@ pub struct Row {
     connections: AtomicU64,
     sessions: AtomicU64,
     retained: AtomicU64,
+    subscriptions: AtomicU64,
     messages_received: AtomicU64,
     messages_sent: AtomicU64,
     messages_dropped: AtomicU64,
@@ -29,6 +30,7 @@ pub struct Totals {
     pub connections: u64,
     pub sessions: u64,
     pub retained: u64,
+    pub subscriptions: u64,
     pub messages_received: u64,
     pub messages_sent: u64,
     pub messages_dropped: u64,
@@ -42,6 +44,7 @@ impl std::ops::AddAssign for Totals {
         self.connections += o.connections;
         self.sessions += o.sessions;
         self.retained += o.retained;
+        self.subscriptions += o.subscriptions;
         self.messages_received += o.messages_received;
         self.messages_sent += o.messages_sent;
         self.messages_dropped += o.messages_dropped;
@@ -67,6 +70,8 @@ impl SysTable {
         r.connections.store(s.connections, Relaxed);
         r.sessions.store(s.sessions, Relaxed);
         r.retained.store(shard.retained_count() as u64, Relaxed);
+        r.subscriptions
+            .store(shard.subscription_count() as u64, Relaxed);
         r.messages_received.store(s.messages_received, Relaxed);
         r.messages_sent.store(s.messages_sent, Relaxed);
         r.messages_dropped.store(s.messages_dropped, Relaxed);
@@ -83,6 +88,7 @@ impl SysTable {
                 connections: r.connections.load(Relaxed),
                 sessions: r.sessions.load(Relaxed),
                 retained: r.retained.load(Relaxed),
+                subscriptions: r.subscriptions.load(Relaxed),
                 messages_received: r.messages_received.load(Relaxed),
                 messages_sent: r.messages_sent.load(Relaxed),
                 messages_dropped: r.messages_dropped.load(Relaxed),
@@ -131,6 +137,11 @@ pub fn topics(
             "$SYS/broker/retained messages/count".into(),
             t.retained.to_string(),
         ),
+        (
+            "$SYS/broker/subscriptions/count".into(),
+            t.subscriptions.to_string(),
+        ),
+        ("$SYS/broker/sessions/count".into(), t.sessions.to_string()),
         (
             "$SYS/broker/messages/received".into(),
             t.messages_received.to_string(),

@@ -372,6 +372,11 @@ impl Shard {
         self.retained.len()
     }
 
+    /// Subscriptions held by this shard's sessions, shared-group memberships included.
+    pub fn subscription_count(&self) -> usize {
+        self.subs.subscription_count() + self.subs.shared_member_count()
+    }
+
     /// Earliest time `handle_timeout` has work, if any (never later than the real deadline).
     pub fn next_deadline(&self) -> Option<u64> {
         self.timers.next_deadline()
