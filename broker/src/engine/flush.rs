@@ -14,7 +14,7 @@ use std::rc::Rc;
 /// Writes as much of `buf` as the socket takes now, without blocking.
 fn send_now(fd: i32, buf: &[u8]) -> std::io::Result<usize> {
     // SAFETY: `buf` is a valid slice for the duration of the call; `fd` is an open socket
-    // owned by a live `ConnIo`.
+    // owned by a live `IoSlot`.
     let n = unsafe {
         libc::send(
             fd,
