@@ -141,3 +141,33 @@ fn a_subscriber_that_stays_slow_stops_holding_publishers_back_after_the_slow_con
         "its queue bound applies instead"
     );
 }
+
+#[test]
+fn a_paused_publisher_is_not_closed_for_keepalive_while_we_do_not_read_it() {
+    let cfg = shard::ShardConfig {
+        max_queued_messages: 8,
+        max_inflight: 2,
+        ..Default::default()
+    };
+    let mut w = World::with_config(1, cfg);
+    let s = w.connect("stuck", V4, true);
+    let p = w.connect_with(connect_packet("fast-ka1", V4, true, 1, None));
+    w.subscribe(s, 1, "bp", QoS::AtLeastOnce);
+    w.recv(s);
+    for i in 1..=8u16 {
+        w.publish(p, "bp", "x", QoS::AtLeastOnce, false, i);
+    }
+    assert!(w.clients[p].paused);
+    // Keepalive 1 s: 1.5 s of silence would close it, but the silence is the broker's doing.
+    w.advance(1_000);
+    assert!(!w.is_closed(p), "not closed while paused");
+    // Resumed at the 1 s deadline with a fresh keepalive window.
+    assert!(!w.clients[p].paused);
+    w.advance(1_000);
+    assert!(!w.is_closed(p), "fresh window after the resume");
+    w.advance(1_000);
+    assert!(
+        w.is_closed(p),
+        "a client that stays silent after the resume is closed as usual"
+    );
+}

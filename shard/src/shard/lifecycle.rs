@@ -292,7 +292,11 @@ impl Shard {
                     if c.keepalive_ms == 0 {
                         continue;
                     }
-                    if deadline <= now_ms {
+                    if self.paused.contains_key(&conn) {
+                        // We stopped reading it (back-pressure): its silence is ours.
+                        self.timers
+                            .insert(now_ms + c.keepalive_ms, TimerEvent::KeepAlive(conn));
+                    } else if deadline <= now_ms {
                         // No packet within 1.5 × keepalive (§3.1.2.10).
                         self.close_conn(now_ms, conn, true, Some(ReasonCode::KeepAliveTimeout));
                     } else {

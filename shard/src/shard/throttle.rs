@@ -109,6 +109,10 @@ impl Shard {
                     .insert(deadline, TimerEvent::ThrottleDeadline(conn));
             }
         } else if self.paused.remove(&conn).is_some() {
+            // A fresh keepalive window: the client was silent because we did not read it.
+            if let Some(c) = self.conns.get_mut(conn.slot, conn.gen) {
+                c.last_rx_ms = c.last_rx_ms.max(now_ms);
+            }
             self.events.push(IoEvent::Resume(conn));
         }
     }
