@@ -46,6 +46,22 @@ fn flood(nr: usize) {
     assert_eq!(got.len(), 8, "nothing lost");
 }
 
+/// One shard with a queue bound of 8 and a window of 2, a subscriber "stuck" on `bp` at
+/// QoS 1, and the publisher `publisher` connected: returns (world, subscriber, publisher).
+fn stuck_subscriber(publisher: Connect) -> (World, C, C) {
+    let cfg = shard::ShardConfig {
+        max_queued_messages: 8,
+        max_inflight: 2,
+        ..Default::default()
+    };
+    let mut w = World::with_config(1, cfg);
+    let s = w.connect("stuck", V4, true);
+    let p = w.connect_with(publisher);
+    w.subscribe(s, 1, "bp", QoS::AtLeastOnce);
+    w.recv(s);
+    (w, s, p)
+}
+
 #[test]
 fn flooding_publisher_is_paused_not_dropped_on_one_shard() {
     flood(1);
@@ -58,16 +74,7 @@ fn flooding_publisher_is_paused_across_shards() {
 
 #[test]
 fn pause_lasts_at_most_the_throttle_deadline_when_the_subscriber_never_acks() {
-    let cfg = shard::ShardConfig {
-        max_queued_messages: 8,
-        max_inflight: 2,
-        ..Default::default()
-    };
-    let mut w = World::with_config(1, cfg);
-    let s = w.connect("stuck", V4, true);
-    let p = w.connect("fast", V4, true);
-    w.subscribe(s, 1, "bp", QoS::AtLeastOnce);
-    w.recv(s);
+    let (mut w, _stuck, p) = stuck_subscriber(connect_packet("fast", V4, true, 0, None));
     for i in 1..=8u16 {
         w.publish(p, "bp", "x", QoS::AtLeastOnce, false, i);
     }
@@ -100,16 +107,7 @@ fn offline_subscribers_never_pause_publishers() {
 
 #[test]
 fn a_subscriber_that_stays_slow_stops_holding_publishers_back_after_the_slow_consumer_limit() {
-    let cfg = shard::ShardConfig {
-        max_queued_messages: 8,
-        max_inflight: 2,
-        ..Default::default()
-    };
-    let mut w = World::with_config(1, cfg);
-    let s = w.connect("stuck", V4, true);
-    let p = w.connect("fast", V4, true);
-    w.subscribe(s, 1, "bp", QoS::AtLeastOnce);
-    w.recv(s);
+    let (mut w, _stuck, p) = stuck_subscriber(connect_packet("fast", V4, true, 0, None));
     let mut id = 0u16;
     let mut send = |w: &mut World, n: u16| {
         for _ in 0..n {
@@ -144,16 +142,7 @@ fn a_subscriber_that_stays_slow_stops_holding_publishers_back_after_the_slow_con
 
 #[test]
 fn a_paused_publisher_is_not_closed_for_keepalive_while_we_do_not_read_it() {
-    let cfg = shard::ShardConfig {
-        max_queued_messages: 8,
-        max_inflight: 2,
-        ..Default::default()
-    };
-    let mut w = World::with_config(1, cfg);
-    let s = w.connect("stuck", V4, true);
-    let p = w.connect_with(connect_packet("fast-ka1", V4, true, 1, None));
-    w.subscribe(s, 1, "bp", QoS::AtLeastOnce);
-    w.recv(s);
+    let (mut w, _s, p) = stuck_subscriber(connect_packet("fast-ka1", V4, true, 1, None));
     for i in 1..=8u16 {
         w.publish(p, "bp", "x", QoS::AtLeastOnce, false, i);
     }
