@@ -15,6 +15,8 @@ pub use retained::{RetainedError, RetainedLimits, RetainedSize, RetainedStore};
 pub mod config;
 pub mod ids;
 pub mod message;
+pub mod outq;
+pub use outq::{OutQueue, Output};
 pub mod session;
 pub mod shard;
 pub mod shard_msg;

@@ -6,8 +6,7 @@
 
 use super::ctx::{now_ms, Ctx};
 use super::mesh::MeshMsg;
-use bytes::Buf;
-use shard::{ConnId, IoEvent};
+use shard::{ConnId, IoEvent, Output};
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
 
@@ -80,6 +79,52 @@ fn fail(ctx: &Rc<Ctx>, conn: ConnId) {
     ctx.shard.borrow_mut().conn_lost(now_ms(), conn);
 }
 
+/// Most iovecs one `sendmsg` takes (Linux's `UIO_MAXIOV`).
+const MAX_IOV: usize = 1024;
+
+/// Writes as much of `out` as the socket takes now: one `send` for a single buffer, else one
+/// `sendmsg` per `MAX_IOV` pieces (shared fan-out frames are gathered, not copied).
+fn send_output(fd: i32, out: &Output) -> std::io::Result<usize> {
+    if out.chunks.is_empty() {
+        return send_now(fd, &out.tail);
+    }
+    let mut iov: Vec<libc::iovec> = Vec::with_capacity(out.chunks.len().min(MAX_IOV) + 1);
+    let mut pieces = out.slices().peekable();
+    let mut total = 0;
+    while pieces.peek().is_some() {
+        iov.clear();
+        let mut want = 0;
+        for s in pieces.by_ref().take(MAX_IOV) {
+            want += s.len();
+            iov.push(libc::iovec {
+                iov_base: s.as_ptr() as *mut libc::c_void,
+                iov_len: s.len(),
+            });
+        }
+        // SAFETY: every iovec points into a buffer `out` keeps alive for the call; msghdr
+        // is zeroed apart from the iovec array.
+        let n = unsafe {
+            let mut msg: libc::msghdr = std::mem::zeroed();
+            msg.msg_iov = iov.as_mut_ptr();
+            msg.msg_iovlen = iov.len() as _;
+            libc::sendmsg(fd, &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
+        };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            return match e.kind() {
+                std::io::ErrorKind::WouldBlock => Ok(total),
+                _ if total > 0 => Ok(total),
+                _ => Err(e),
+            };
+        }
+        total += n as usize;
+        if (n as usize) < want {
+            break;
+        }
+    }
+    Ok(total)
+}
+
 /// Writes the connection's pending output now, as far as the socket takes it. A remainder
 /// stays in the shard and the slot is marked blocked until the next writable edge.
 fn write_conn(ctx: &Rc<Ctx>, conn: ConnId) {
@@ -94,8 +139,9 @@ fn write_conn(ctx: &Rc<Ctx>, conn: ConnId) {
     let Some(mut out) = ctx.shard.borrow_mut().conn_output(conn) else {
         return;
     };
-    match send_now(fd, &out) {
-        Ok(n) if n == out.len() => {}
+    let len = out.len();
+    match send_output(fd, &out) {
+        Ok(n) if n == len => {}
         Ok(n) => {
             out.advance(n);
             ctx.shard.borrow_mut().conn_output_unsent(conn, out);

@@ -101,7 +101,16 @@ impl Shard {
         let mut out = std::mem::take(&mut self.scratch);
         self.subs.match_topic(&msg.topic, publisher, &mut out);
         let (mut accepted, mut refused) = (0, 0);
+        let mut frames: [Option<bytes::Bytes>; 4] = Default::default();
         for d in out.drain(..) {
+            let retain = msg.retain && d.retain_as_published;
+            if msg.qos.min(d.qos) == QoS::AtMostOnce
+                && d.subscription_ids.is_empty()
+                && self.deliver_qos0_shared(now_ms, d.key, msg, retain, &mut frames)
+            {
+                accepted += 1;
+                continue;
+            }
             let delivery = Delivery {
                 msg: msg.clone(),
                 qos: msg.qos.min(d.qos),
@@ -236,28 +245,72 @@ impl Shard {
             .conns
             .get(conn.slot, conn.gen)
             .is_some_and(|c| c.version.is_v5());
-        let mut properties = match (&d.msg.properties, v5) {
-            (Some(p), true) => (**p).clone(),
-            _ => Default::default(),
-        };
-        if v5 {
-            properties.subscription_identifiers = d.subscription_ids.clone();
-            if let (Some(t), true) = (d.msg.expires_at_ms, d.msg.has_expiry_property()) {
-                // Forward the remaining lifetime [MQTT-3.3.2-6], rounded up: a message still
-                // deliverable never reads as 0 seconds left.
-                let left_ms = t.saturating_sub(now_ms);
-                properties.message_expiry_interval = Some(left_ms.div_ceil(1000) as u32);
-            }
-        }
-        Publish {
-            dup,
+        let to = Recipient {
+            v5,
             qos: d.qos,
             retain: d.retain,
-            topic: d.msg.topic.clone(),
-            packet_id,
-            properties,
-            payload: d.msg.payload.clone(),
+        };
+        build_publish(now_ms, &d.msg, to, &d.subscription_ids, packet_id, dup)
+    }
+
+    /// The QoS 0 fast path of `deliver_local` for a subscription without identifiers: the
+    /// frame is encoded once per (v5, RETAIN) and shared by every such subscriber of this
+    /// call (`frames`), queued by reference. `false` when this subscriber needs the general
+    /// path (outgoing topic aliases are per connection).
+    fn deliver_qos0_shared(
+        &mut self,
+        now_ms: u64,
+        key: SessionKey,
+        msg: &SharedMessage,
+        retain: bool,
+        frames: &mut [Option<bytes::Bytes>; 4],
+    ) -> bool {
+        let Some(s) = self.sessions.get_mut(key.slot, key.gen) else {
+            return true;
+        };
+        let Some(conn) = s.conn else { return true }; // not queued offline (as Mosquitto)
+        let Some(c) = self.conns.get_mut(conn.slot, conn.gen) else {
+            return false;
+        };
+        let v5 = c.version.is_v5();
+        if v5 && c.out_alias_max != 0 {
+            return false;
         }
+        if c.out.len() > self.cfg.max_pending_write_bytes {
+            s.stats.dropped_slow_consumer += 1;
+            self.stats.messages_dropped += 1;
+            return true;
+        }
+        let slot = &mut frames[usize::from(v5) * 2 + usize::from(retain)];
+        if slot.is_none() {
+            let to = Recipient {
+                v5,
+                qos: QoS::AtMostOnce,
+                retain,
+            };
+            let p = build_publish(now_ms, msg, to, &[], None, false);
+            *slot = codec::EncodedPublish::new(&p, c.version)
+                .ok()
+                .and_then(|e| e.frame());
+        }
+        let Some(frame) = slot.as_ref() else {
+            return false;
+        };
+        if v5 && frame.len() > c.client_max_packet as usize {
+            // Larger than the client accepts: discarded as if delivered [MQTT-3.1.2-25].
+            s.stats.dropped_too_large += 1;
+            self.stats.dropped_too_large += 1;
+            self.stats.messages_dropped += 1;
+            return true;
+        }
+        c.out.push_shared(frame);
+        self.stats.bytes_sent += frame.len() as u64;
+        self.stats.messages_sent += 1;
+        if !c.flush_queued {
+            c.flush_queued = true;
+            self.events.push(crate::shard::IoEvent::Flush(conn));
+        }
+        true
     }
 
     /// Stores or deletes a retained message in this shard's partition.
@@ -357,5 +410,46 @@ impl Shard {
             };
             let _ = self.deliver_to_session(now_ms, session, d);
         }
+    }
+}
+
+/// Who a PUBLISH is built for: protocol family, QoS and RETAIN flag.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Recipient {
+    pub v5: bool,
+    pub qos: QoS,
+    pub retain: bool,
+}
+
+/// The PUBLISH for one recipient of `msg`.
+pub(super) fn build_publish(
+    now_ms: u64,
+    msg: &crate::message::Message,
+    to: Recipient,
+    sub_ids: &[NonZeroU32],
+    packet_id: Option<PacketId>,
+    dup: bool,
+) -> Publish {
+    let mut properties = match (&msg.properties, to.v5) {
+        (Some(p), true) => (**p).clone(),
+        _ => Default::default(),
+    };
+    if to.v5 {
+        properties.subscription_identifiers = sub_ids.to_vec();
+        if let (Some(t), true) = (msg.expires_at_ms, msg.has_expiry_property()) {
+            // Forward the remaining lifetime [MQTT-3.3.2-6], rounded up: a message still
+            // deliverable never reads as 0 seconds left.
+            let left_ms = t.saturating_sub(now_ms);
+            properties.message_expiry_interval = Some(left_ms.div_ceil(1000) as u32);
+        }
+    }
+    Publish {
+        dup,
+        qos: to.qos,
+        retain: to.retain,
+        topic: msg.topic.clone(),
+        packet_id,
+        properties,
+        payload: msg.payload.clone(),
     }
 }

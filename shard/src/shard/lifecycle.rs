@@ -89,7 +89,8 @@ impl Shard {
         let Some(mut c) = self.conns.remove(conn.slot, conn.gen) else {
             return;
         };
-        self.events.push(IoEvent::Close(conn, c.out.split()));
+        self.events
+            .push(IoEvent::Close(conn, c.out.take_contiguous()));
         let Some(key) = c.session else { return };
         let Some(s) = self.sessions.get_mut(key.slot, key.gen) else {
             return;

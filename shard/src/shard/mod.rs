@@ -97,7 +97,7 @@ pub struct Conn {
     keepalive_ms: u64,
     last_rx_ms: u64,
     /// Encoded frames not yet handed to the socket.
-    out: BytesMut,
+    out: crate::outq::OutQueue,
     flush_queued: bool,
     /// v5 Request Problem Information = 0: no Reason String or User Properties on packets
     /// other than PUBLISH, CONNACK and DISCONNECT [MQTT-3.1.2-29].
@@ -282,7 +282,7 @@ impl Shard {
             version: ProtocolVersion::V3_1_1,
             keepalive_ms: 0,
             last_rx_ms: now_ms,
-            out: BytesMut::new(),
+            out: Default::default(),
             flush_queued: false,
             no_problem_info: false,
             client_max_packet: max_packet,
@@ -316,22 +316,21 @@ impl Shard {
     }
 
     /// Takes the bytes waiting to be written to `conn`.
-    pub fn conn_output(&mut self, conn: ConnId) -> Option<BytesMut> {
+    pub fn conn_output(&mut self, conn: ConnId) -> Option<crate::outq::Output> {
         let c = self.conns.get_mut(conn.slot, conn.gen)?;
         c.flush_queued = false;
         if c.out.is_empty() {
             return None;
         }
-        // Take the whole buffer (not `split`): a split leaves the connection sharing the
+        // Taken whole (not `split`): a split would leave the connection sharing the
         // allocation, which would then stay alive for as long as the connection is idle.
-        Some(std::mem::take(&mut c.out))
+        Some(c.out.take())
     }
 
-    /// Returns unwritten bytes to the front of the connection's output (socket was full).
-    pub fn conn_output_unsent(&mut self, conn: ConnId, mut rest: BytesMut) {
+    /// Returns unwritten output to the front of the connection's queue (socket was full).
+    pub fn conn_output_unsent(&mut self, conn: ConnId, rest: crate::outq::Output) {
         if let Some(c) = self.conns.get_mut(conn.slot, conn.gen) {
-            rest.extend_from_slice(&c.out);
-            c.out = rest;
+            c.out.put_back(rest);
         }
     }
 
@@ -432,12 +431,13 @@ impl Shard {
                 }
             }
         }
-        let before = c.out.len();
-        if codec::encode(packet, c.version, &mut c.out).is_err() {
-            c.out.truncate(before);
+        let tail = c.out.tail_mut();
+        let before = tail.len();
+        if codec::encode(packet, c.version, tail).is_err() {
+            tail.truncate(before);
             return false;
         }
-        self.stats.bytes_sent += (c.out.len() - before) as u64;
+        self.stats.bytes_sent += (tail.len() - before) as u64;
         if !c.flush_queued {
             c.flush_queued = true;
             self.events.push(IoEvent::Flush(conn));

@@ -162,7 +162,7 @@ impl World {
                     match ev {
                         IoEvent::Flush(conn) => {
                             if let Some(out) = self.shards[i].conn_output(conn) {
-                                self.deliver_bytes(i, conn, &out, false);
+                                self.deliver_bytes(i, conn, &out.into_contiguous(), false);
                             }
                         }
                         IoEvent::Close(conn, last) => self.deliver_bytes(i, conn, &last, true),
