@@ -277,7 +277,7 @@ impl Conn {
             Packet::ConnAck(ack) => self.on_connack(&ack, ctx, now),
             Packet::SubAck(ack) => self.on_suback(&ack, ctx),
             Packet::Publish(p) => {
-                self.on_publish(&p, ctx, now);
+                self.on_publish(p.qos, p.packet_id, &p.payload, ctx, now);
                 Next::Continue
             }
             Packet::PubAck(a) | Packet::PubComp(a) => {
@@ -342,13 +342,21 @@ impl Conn {
         Next::Continue
     }
 
-    fn on_publish(&mut self, p: &codec::Publish, ctx: &mut Ctx, now: u64) {
+    /// A PUBLISH from the broker (decoded by the codec or read in place by `rawpub`).
+    pub fn on_publish(
+        &mut self,
+        qos: QoS,
+        packet_id: Option<PacketId>,
+        payload: &[u8],
+        ctx: &mut Ctx,
+        now: u64,
+    ) {
         ctx.counters.received += 1;
         if ctx.counters.first_rx_ns == 0 {
             ctx.counters.first_rx_ns = now;
         }
         ctx.counters.last_rx_ns = now;
-        match (Header::read(&p.payload), self.subs.as_mut()) {
+        match (Header::read(payload), self.subs.as_mut()) {
             (Some(h), Some(s)) => {
                 match s.streams.entry(h.publisher).or_default().record(h.seq) {
                     Arrival::InOrder => ctx.counters.received_unique += 1,
@@ -365,7 +373,7 @@ impl Conn {
             }
             _ => ctx.counters.foreign += 1,
         }
-        match (p.qos, p.packet_id) {
+        match (qos, packet_id) {
             (QoS::AtLeastOnce, Some(id)) => self.send(&Packet::PubAck(PubAck::new(id)), ctx),
             (QoS::ExactlyOnce, Some(id)) => self.send(&Packet::PubRec(PubAck::new(id)), ctx),
             _ => {}

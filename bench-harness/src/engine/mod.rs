@@ -12,6 +12,7 @@
 
 pub mod client;
 mod net;
+mod rawpub;
 pub mod sys;
 
 use crate::pace::Pacer;

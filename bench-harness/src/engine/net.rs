@@ -6,10 +6,10 @@
 //! `impl Worker`. Nothing here decides when to publish or stop.
 
 use super::client::{Conn, Next, Phase};
-use super::{sys, Planned, Worker, MAX_PENDING, READS_PER_TURN, READ_CHUNK};
+use super::{rawpub, sys, Planned, Worker, MAX_PENDING, READS_PER_TURN, READ_CHUNK};
 use crate::payload::now_ns;
 use crate::plan;
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use std::io::ErrorKind;
 
 impl Worker {
@@ -162,7 +162,14 @@ impl Worker {
             // The receive time of what this read returned: bytes may have arrived after the
             // loop's wake-up, and a stale clock would clip their latency to zero.
             now = now_ns();
+            let v5 = self.ctx.version.is_v5();
             loop {
+                if let Some(p) = rawpub::peek(&self.scratch, v5) {
+                    let len = p.frame_len;
+                    c.on_publish(p.qos, p.packet_id, p.payload, &mut self.ctx, now);
+                    self.scratch.advance(len);
+                    continue;
+                }
                 match codec::decode(&mut self.scratch, &self.limits, self.ctx.version) {
                     Ok(Some(pkt)) => {
                         let was = c.phase;
