@@ -125,7 +125,7 @@ impl Default for LimitsConfig {
         LimitsConfig {
             max_connections: 1_000_000,
             max_packet_size: 1_048_576,
-            max_inflight: 32,
+            max_inflight: 256,
             max_queued_messages: 1000,
             max_subscriptions_per_client: 100,
             max_topic_levels: 32,

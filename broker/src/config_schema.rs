@@ -69,7 +69,7 @@ pub const KEYS: &[KeySpec] = &[
         "Most client connections the broker holds at once. Needs an open-file limit above it."),
     key("limits.max_packet_size", "64..=268435460 bytes", "set it to e.g. 1048576; 268435460 is the largest packet MQTT can frame", "1048576",
         "Largest packet accepted, counted whole (fixed header included)."),
-    key("limits.max_inflight", "1..=65535", "set it to e.g. 32", "32",
+    key("limits.max_inflight", "1..=65535", "set it to e.g. 256", "256",
         "Outgoing QoS 1/2 messages awaiting acknowledgement per client; MQTT 5 uses the minimum with the client's Receive Maximum."),
     key("limits.max_queued_messages", "1..=4294967295", "set it to e.g. 1000", "1000",
         "Messages queued per session beyond the inflight window (offline or slow clients). QoS 0 is dropped first; every drop is counted per client."),

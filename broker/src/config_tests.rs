@@ -36,7 +36,7 @@ fn empty_file_is_the_embedded_defaults() {
     );
     assert_eq!(d.limits.max_connections, 1_000_000);
     assert_eq!(d.limits.max_packet_size, 1_048_576);
-    assert_eq!(d.limits.max_inflight, 32);
+    assert_eq!(d.limits.max_inflight, 256);
     assert_eq!(d.limits.max_queued_messages, 1000);
     assert_eq!(d.limits.max_subscriptions_per_client, 100);
     assert_eq!(d.limits.max_topic_levels, 32);
@@ -113,10 +113,10 @@ fn every_bad_value_names_key_value_and_fix() {
         ("[limits]\nmax_connections = 4294967296", "limits.max_connections = 4294967296: must be 1..=4294967295 (set it to e.g. 1000000)"),
         ("[limits]\nmax_packet_size = 63", "limits.max_packet_size = 63: must be 64..=268435460 bytes (set it to e.g. 1048576; 268435460 is the largest packet MQTT can frame)"),
         ("[limits]\nmax_packet_size = 268435461", "limits.max_packet_size = 268435461: must be 64..=268435460 bytes (set it to e.g. 1048576; 268435460 is the largest packet MQTT can frame)"),
-        ("[limits]\nmax_inflight = 0", "limits.max_inflight = 0: must be 1..=65535 (set it to e.g. 32)"),
-        ("[limits]\nmax_inflight = 65536", "limits.max_inflight = 65536: must be 1..=65535 (set it to e.g. 32)"),
-        ("[limits]\nmax_inflight = \"32\"", "limits.max_inflight = \"32\": must be 1..=65535 (set it to e.g. 32)"),
-        ("[limits]\nmax_inflight = 32.5", "limits.max_inflight = 32.5: must be 1..=65535 (set it to e.g. 32)"),
+        ("[limits]\nmax_inflight = 0", "limits.max_inflight = 0: must be 1..=65535 (set it to e.g. 256)"),
+        ("[limits]\nmax_inflight = 65536", "limits.max_inflight = 65536: must be 1..=65535 (set it to e.g. 256)"),
+        ("[limits]\nmax_inflight = \"32\"", "limits.max_inflight = \"32\": must be 1..=65535 (set it to e.g. 256)"),
+        ("[limits]\nmax_inflight = 32.5", "limits.max_inflight = 32.5: must be 1..=65535 (set it to e.g. 256)"),
         ("[limits]\nmax_queued_messages = 0", "limits.max_queued_messages = 0: must be 1..=4294967295 (set it to e.g. 1000)"),
         ("[limits]\nmax_subscriptions_per_client = 0", "limits.max_subscriptions_per_client = 0: must be 1..=4294967295 (set it to e.g. 100)"),
         ("[limits]\nmax_topic_levels = 0", "limits.max_topic_levels = 0: must be 1..=65535 (set it to e.g. 32)"),

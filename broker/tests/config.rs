@@ -37,7 +37,7 @@ fn bad_value_exits_1_naming_the_key_and_the_fix() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         text(&out.stderr),
-        "config error: limits.max_inflight = 0: must be 1..=65535 (set it to e.g. 32)\n\
+        "config error: limits.max_inflight = 0: must be 1..=65535 (set it to e.g. 256)\n\
          config error: limits.max_client_id_len = 10: must be 23..=65535 bytes \
          (MQTT requires at least 23 [MQTT-3.1.3-5]; set it to e.g. 256)\n"
     );

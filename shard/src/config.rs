@@ -78,7 +78,7 @@ impl Default for ShardConfig {
         ShardConfig {
             client_events: false,
             max_packet_size: 1024 * 1024,
-            max_inflight: 32,
+            max_inflight: 256,
             receive_maximum: 1024,
             topic_alias_maximum: 64,
             max_queued_messages: 1000,
