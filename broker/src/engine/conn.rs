@@ -140,7 +140,11 @@ pub async fn poller(ctx: Rc<Ctx>) {
 }
 
 enum ReadOutcome {
-    Data,
+    /// Bytes read; `short` when fewer than the buffer holds, so the socket is drained and
+    /// the next arrival raises a new edge (no second `recv` just to see EAGAIN).
+    Data {
+        short: bool,
+    },
     Drained,
     Closed,
 }
@@ -162,13 +166,15 @@ fn read_once(ctx: &Ctx, slot: u32) -> Option<(ConnId, ReadOutcome)> {
     let outcome = if n > 0 {
         s.buf.extend_from_slice(&scratch[..n as usize]);
         ctx.bytes_received.set(ctx.bytes_received.get() + n as u64);
-        ReadOutcome::Data
+        ReadOutcome::Data {
+            short: (n as usize) < scratch.len(),
+        }
     } else if n == 0 {
         ReadOutcome::Closed
     } else {
         match std::io::Error::last_os_error().kind() {
             std::io::ErrorKind::WouldBlock => ReadOutcome::Drained,
-            std::io::ErrorKind::Interrupted => ReadOutcome::Data,
+            std::io::ErrorKind::Interrupted => ReadOutcome::Data { short: false },
             _ => ReadOutcome::Closed,
         }
     };
@@ -182,12 +188,7 @@ fn poll_slot(ctx: &Rc<Ctx>, slot: u32) {
         };
         match outcome {
             ReadOutcome::Drained => {
-                if let Some(s) = ctx.io.borrow_mut().get_mut(slot) {
-                    if s.buf.is_empty() {
-                        // Give the memory back while the connection is idle.
-                        s.buf = BytesMut::new();
-                    }
-                }
+                release_idle_buf(ctx, slot);
                 return;
             }
             ReadOutcome::Closed => {
@@ -195,8 +196,12 @@ fn poll_slot(ctx: &Rc<Ctx>, slot: u32) {
                 ctx.shard.borrow_mut().conn_lost(now_ms(), conn);
                 return;
             }
-            ReadOutcome::Data => {
+            ReadOutcome::Data { short } => {
                 if !process(ctx, conn) {
+                    return;
+                }
+                if short {
+                    release_idle_buf(ctx, slot);
                     return;
                 }
             }
@@ -204,6 +209,15 @@ fn poll_slot(ctx: &Rc<Ctx>, slot: u32) {
     }
     // Budget spent with data still flowing: no new edge will come, so re-queue it.
     mark_ready(slot);
+}
+
+/// Gives the read buffer's memory back while the connection has no partial packet.
+fn release_idle_buf(ctx: &Ctx, slot: u32) {
+    if let Some(s) = ctx.io.borrow_mut().get_mut(slot) {
+        if s.buf.is_empty() {
+            s.buf = BytesMut::new();
+        }
+    }
 }
 
 /// Decodes and handles every complete packet buffered for `conn`. False when the
