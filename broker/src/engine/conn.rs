@@ -64,6 +64,10 @@ pub fn add(ctx: &Rc<Ctx>, fd: OwnedFd, first: Option<(Box<Connect>, BytesMut)>) 
     mark_ready(conn.slot);
 }
 
+/// Empty poller passes (each one `epoll_wait` with no timeout) before an idle shard hands
+/// the wait to its watcher thread.
+const SPIN_PASSES: u32 = 64;
+
 /// Connections accepted per listener per poller pass before others get their turn.
 const ACCEPT_BUDGET: usize = 256;
 
@@ -104,6 +108,7 @@ fn accept_batch(ctx: &Rc<Ctx>, i: usize) {
 pub async fn poller(ctx: Rc<Ctx>) {
     let mut ready = Vec::new();
     let mut harvested: Vec<Ready> = Vec::new();
+    let mut idle_passes = 0u32;
     futures_lite::future::poll_fn(|cx| {
         ctx.readiness.harvest(&mut harvested);
         if ctx.accept_pending.replace(false) {
@@ -122,6 +127,11 @@ pub async fn poller(ctx: Rc<Ctx>) {
             }
         }
         take_ready(cx.waker(), &mut ready);
+        if ready.is_empty() {
+            idle_passes = idle_passes.saturating_add(1);
+        } else {
+            idle_passes = 0;
+        }
         for slot in ready.drain(..) {
             if ctx.mesh.congested() {
                 // Other shards are behind: stop reading until they catch up.
@@ -131,8 +141,15 @@ pub async fn poller(ctx: Rc<Ctx>) {
             }
         }
         ctx.kick();
-        if !any_ready() && ctx.watcher_waiting.replace(false) {
-            super::executor::ack_watcher(&ctx);
+        if !any_ready() {
+            if idle_passes <= SPIN_PASSES {
+                // Busy a moment ago: look again on the next executor pass instead of handing
+                // the wait to the watcher thread (two context switches and a socket-pair
+                // round trip per wake-up, most of the cost of a closed loop's short gaps).
+                cx.waker().wake_by_ref();
+            } else if ctx.watcher_waiting.replace(false) {
+                super::executor::ack_watcher(&ctx);
+            }
         }
         Poll::<()>::Pending
     })
