@@ -240,8 +240,7 @@ impl Shard {
             return;
         };
         let items: Vec<_> = s
-            .inflight
-            .iter()
+            .inflight()
             .map(|f| (f.packet_id, f.state, f.delivery.clone()))
             .collect();
         for (id, state, d) in items {

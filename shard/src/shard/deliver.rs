@@ -195,10 +195,10 @@ impl Shard {
                 .conns
                 .get(conn.slot, conn.gen)
                 .map_or(0, |c| c.send_window) as usize;
-            if s.inflight.len() >= window {
+            if s.inflight_len() >= window {
                 return;
             }
-            let Some(d) = s.queue.pop_front() else { return };
+            let Some(d) = s.queue_pop_front() else { return };
             if d.msg.is_expired(now_ms) {
                 s.stats.dropped_expired += 1;
                 self.stats.messages_expired += 1;
@@ -213,13 +213,13 @@ impl Shard {
                 continue;
             }
             let Some(id) = s.alloc_packet_id() else {
-                s.queue.push_front(d);
+                s.queue_push_front(d);
                 return;
             };
             let p = self.publish_packet(now_ms, conn, &d, Some(id), false);
             if self.send_publish(conn, p) {
                 if let Some(s) = self.sessions.get_mut(key.slot, key.gen) {
-                    s.inflight.push_back(Inflight {
+                    s.inflight_push(Inflight {
                         packet_id: id,
                         state: InflightState::Sent,
                         delivery: d,

@@ -127,12 +127,12 @@ impl Shard {
             let Some(s) = self.session_mut(key) else {
                 return;
             };
-            if s.incoming_qos2.contains(&id.get()) {
+            if s.qos2_contains(id.get()) {
                 // A resent QoS 2 PUBLISH before PUBREL: acknowledge again, deliver once [MQTT-4.3.3-9].
                 self.send(conn, &Packet::PubRec(PubAck::new(id)));
                 return;
             }
-            if v5 && s.incoming_qos2.len() >= receive_max {
+            if v5 && s.qos2_len() >= receive_max {
                 // QoS 1 is acknowledged at once, so only QoS 2 awaiting PUBREL counts.
                 return self.close_conn_why(
                     now_ms,
@@ -141,7 +141,7 @@ impl Shard {
                     "more unacknowledged QoS 2 PUBLISHes than Receive Maximum (§3.3.4)",
                 );
             }
-            s.incoming_qos2.push(id.get());
+            s.qos2_push(id.get());
         }
         let mut code = ReasonCode::Success;
         if !allowed {
@@ -207,18 +207,19 @@ impl Shard {
         let Some(s) = self.session_mut(key) else {
             return;
         };
-        if let Some(pos) = s.inflight_pos(a.packet_id) {
-            let f = &s.inflight[pos];
+        let found = s.inflight_pos(a.packet_id).and_then(|pos| {
+            let f = s.inflight_get(pos)?;
             let expected = if qos == QoS::AtLeastOnce {
                 f.delivery.qos == QoS::AtLeastOnce && f.state == InflightState::Sent
             } else {
                 f.state == InflightState::Released
             };
-            if expected {
-                s.inflight.remove(pos);
-                self.stats.messages_sent += 1;
-                self.pump(now_ms, key);
-            }
+            expected.then_some(pos)
+        });
+        if let Some(pos) = found {
+            s.inflight_remove(pos);
+            self.stats.messages_sent += 1;
+            self.pump(now_ms, key);
         }
     }
 
@@ -227,16 +228,19 @@ impl Shard {
             return;
         };
         let mut rel = PubAck::new(a.packet_id);
-        match s.inflight_pos(a.packet_id) {
-            Some(pos) if s.inflight[pos].delivery.qos == QoS::ExactlyOnce => {
+        let pos = s.inflight_pos(a.packet_id);
+        match pos.and_then(|p| s.inflight_get_mut(p)) {
+            Some(f) if f.delivery.qos == QoS::ExactlyOnce => {
                 if a.code.is_error() {
                     // The receiver refused it: the flow ends here, and a shared message is
                     // not offered to another member [MQTT-4.3.3-4], [MQTT-4.8.2-6].
-                    s.inflight.remove(pos);
+                    if let Some(p) = pos {
+                        s.inflight_remove(p);
+                    }
                     self.pump(now_ms, key);
                     return;
                 }
-                s.inflight[pos].state = InflightState::Released;
+                f.state = InflightState::Released;
             }
             _ => rel.code = ReasonCode::PacketIdentifierNotFound,
         }
@@ -248,11 +252,8 @@ impl Shard {
             return;
         };
         let mut comp = PubAck::new(a.packet_id);
-        match s.incoming_qos2.iter().position(|&i| i == a.packet_id.get()) {
-            Some(pos) => {
-                s.incoming_qos2.swap_remove(pos);
-            }
-            None => comp.code = ReasonCode::PacketIdentifierNotFound,
+        if !s.qos2_remove(a.packet_id.get()) {
+            comp.code = ReasonCode::PacketIdentifierNotFound;
         }
         self.send(conn, &Packet::PubComp(comp));
     }

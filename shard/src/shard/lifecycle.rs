@@ -99,6 +99,7 @@ impl Shard {
             return;
         }
         s.conn = None;
+        s.release_idle();
         if self.cfg.client_events {
             let reason = match (closing_code, publish_will) {
                 (Some(code), _) => format!("{code:?}"),
@@ -235,7 +236,7 @@ impl Shard {
     /// Ends a session: removes its subscriptions (and routes this shard no longer needs),
     /// and hands what it still held for shared subscriptions to other members.
     pub(super) fn end_session(&mut self, now_ms: u64, key: SessionKey) {
-        let Some(s) = self.sessions.remove(key.slot, key.gen) else {
+        let Some(mut s) = self.sessions.remove(key.slot, key.gen) else {
             return;
         };
         if self.by_client.get(&s.client_id) == Some(&key) {
@@ -246,13 +247,14 @@ impl Shard {
         }
         // Queued shared messages go to other members; an inflight QoS 1 one too (SHOULD),
         // an inflight QoS 2 one never [MQTT-4.8.2-5].
-        let inflight = s
+        let flows = s.take_flows();
+        let inflight = flows
             .inflight
             .into_iter()
             .filter(|f| f.delivery.qos == QoS::AtLeastOnce)
             .map(|f| f.delivery);
         let orphans: Vec<_> = inflight
-            .chain(s.queue)
+            .chain(flows.queue)
             .filter(|d| d.shared.is_some())
             .collect();
         self.redistribute(now_ms, orphans);
@@ -302,6 +304,12 @@ impl Shard {
                         self.close_conn(now_ms, conn, true, Some(ReasonCode::KeepAliveTimeout));
                     } else {
                         self.timers.insert(deadline, TimerEvent::KeepAlive(conn));
+                        // A quiet moment: drop a drained session's message state.
+                        if let Some(key) = c.session {
+                            if let Some(s) = self.sessions.get_mut(key.slot, key.gen) {
+                                s.release_idle();
+                            }
+                        }
                     }
                 }
                 TimerEvent::SessionExpiry(key, epoch) => {

@@ -379,13 +379,11 @@ impl Shard {
         let Some(s) = self.sessions.get_mut(key.slot, key.gen) else {
             return Vec::new();
         };
-        let (taken, kept): (Vec<_>, Vec<_>) = s.queue.drain(..).partition(|d| {
+        s.queue_take(|d| {
             d.shared
                 .as_ref()
                 .is_some_and(|t| &*t.group == group && &*t.filter == filter)
-        });
-        s.queue = kept.into();
-        taken
+        })
     }
 }
 

@@ -50,7 +50,7 @@ impl Shard {
         let Some(s) = self.sessions.get(key.slot, key.gen) else {
             return;
         };
-        if s.conn.is_none() || s.queue.len() < high || s.conn == Some(conn) && shard == self.id {
+        if s.conn.is_none() || s.queue_len() < high || s.conn == Some(conn) && shard == self.id {
             return;
         }
         let waiters = self.throttled.entry(key).or_insert_with(|| Waiters {
@@ -78,7 +78,7 @@ impl Shard {
         let drained = self
             .sessions
             .get(key.slot, key.gen)
-            .is_none_or(|s| s.conn.is_none() || s.queue.len() <= low);
+            .is_none_or(|s| s.conn.is_none() || s.queue_len() <= low);
         if drained {
             for (shard, conn, _) in self.throttled.remove(&key).unwrap_or_default().list {
                 self.set_throttle(now_ms, shard, conn, false);
