@@ -66,7 +66,7 @@ pub fn add(ctx: &Rc<Ctx>, fd: OwnedFd, first: Option<(Box<Connect>, BytesMut)>) 
 
 /// Empty poller passes (each one `epoll_wait` with no timeout) before an idle shard hands
 /// the wait to its watcher thread.
-const SPIN_PASSES: u32 = 64;
+pub const SPIN_PASSES: u32 = 64;
 
 /// Connections accepted per listener per poller pass before others get their turn.
 const ACCEPT_BUDGET: usize = 256;
@@ -142,7 +142,7 @@ pub async fn poller(ctx: Rc<Ctx>) {
         }
         ctx.kick();
         if !any_ready() {
-            if idle_passes <= SPIN_PASSES {
+            if idle_passes <= ctx.spin_passes {
                 // Busy a moment ago: look again on the next executor pass instead of handing
                 // the wait to the watcher thread (two context switches and a socket-pair
                 // round trip per wake-up, most of the cost of a closed loop's short gaps).

@@ -61,6 +61,9 @@ pub struct Ctx {
     pub bytes_received: Cell<u64>,
     /// The idle watcher is waiting for the go-ahead to poll again.
     pub watcher_waiting: Cell<bool>,
+    /// Empty poller passes before an idle shard parks (`conn::SPIN_PASSES` when the shard
+    /// has a CPU of its own, 0 when shards share CPUs: spinning would take their time).
+    pub spin_passes: u32,
     /// The executor's end of the idle watcher's wake-up socket (-1 until first wake).
     pub wake_fd: Cell<i32>,
     flush_kick: LocalSender<()>,
@@ -92,6 +95,7 @@ impl Ctx {
             node: String::new(),
             bytes_received: Cell::new(0),
             watcher_waiting: Cell::new(false),
+            spin_passes: 0,
             wake_fd: Cell::new(-1),
             flush_kick,
             flush_pending: Cell::new(false),

@@ -41,6 +41,8 @@ pub struct ShardStart {
     /// Node name in `$SYS` client event topics.
     pub node: String,
     pub mesh: MeshBuilder<MeshMsg, Full>,
+    /// Each shard has a CPU of its own (pinned placement).
+    pub pinned: bool,
     /// Told once this shard accepts on every listener (or failed to bind).
     pub ready: Sender<Result<ShardId, String>>,
 }
@@ -57,6 +59,7 @@ pub async fn shard_main(start: ShardStart) {
         sys_interval,
         node,
         mesh,
+        pinned,
         ready,
     } = start;
     let (senders, mut receivers) = match mesh.join().await {
@@ -93,6 +96,7 @@ pub async fn shard_main(start: ShardStart) {
     );
     ctx.node = node;
     ctx.max_conns = max_conns;
+    ctx.spin_passes = if pinned { conn::SPIN_PASSES } else { 0 };
 
     for addr in &listeners {
         match listener::bind(*addr) {

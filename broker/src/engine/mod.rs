@@ -77,7 +77,8 @@ pub fn start(
     node: &str,
 ) -> anyhow::Result<Engine> {
     let allowed = allowed_cpus();
-    let placement = if nr <= allowed.len() {
+    let pinned = nr <= allowed.len();
+    let placement = if pinned {
         let set = CpuSet::online()
             .map_err(|e| anyhow!("reading online CPUs: {e}"))?
             .filter(|l| allowed.contains(&l.cpu));
@@ -103,6 +104,7 @@ pub fn start(
         sys_interval,
         node: sys::node_name(node),
         mesh: MeshBuilder::full(nr, MESH_CAPACITY),
+        pinned,
         ready: ready_tx,
     };
     let handles = LocalExecutorPoolBuilder::new(placement)
