@@ -22,6 +22,20 @@ pub enum ShardMsg {
     },
     /// Deliver to this shard's local subscribers. Sent once per destination shard.
     Publish(SharedMessage),
+    /// A client's QoS 1/2 PUBLISH: deliver like `Publish`, then answer `Delivered` so the
+    /// sender acknowledges it only once every destination shard took it (`shard::acks`).
+    PublishConfirm {
+        msg: SharedMessage,
+        conn: crate::ids::ConnId,
+        token: u64,
+    },
+    /// Answer to `PublishConfirm`: how many local sessions took the message or refused it.
+    Delivered {
+        conn: crate::ids::ConnId,
+        token: u64,
+        accepted: u32,
+        refused: u32,
+    },
     /// The sender gained its first local subscriber of `filter`. Answered with `RouteAck`.
     RouteAdd { filter: ByteStr, token: u64 },
     /// The sender lost its last local subscriber of `filter`.

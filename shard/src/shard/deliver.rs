@@ -20,6 +20,8 @@ pub(super) struct RouteOutcome {
     /// Local sessions that took a copy, and that refused one (queue full).
     pub accepted: u32,
     pub refused: u32,
+    /// Other shards asked to confirm (`ShardMsg::PublishConfirm`).
+    pub awaiting: u16,
 }
 
 impl RouteOutcome {
@@ -33,11 +35,14 @@ impl RouteOutcome {
 impl Shard {
     /// Routes `msg` to every subscriber: local sessions directly, ONE message to each other
     /// shard that has a matching route, and one member of each matching shared subscription.
+    /// With `confirm` (a client's QoS 1/2 PUBLISH: its connection and a token) the other
+    /// shards answer `Delivered`, counted in `awaiting` (see `acks`).
     pub(super) fn route(
         &mut self,
         now_ms: u64,
         msg: &SharedMessage,
         publisher: Option<SessionKey>,
+        confirm: Option<(ConnId, u64)>,
     ) -> RouteOutcome {
         let mut shards = ShardSet::default();
         self.routes.match_topic(&msg.topic, &mut shards);
@@ -48,6 +53,11 @@ impl Shard {
                 let (a, r) = self.deliver_local(now_ms, msg, publisher);
                 out.accepted += a;
                 out.refused += r;
+            } else if let Some((conn, token)) = confirm {
+                out.awaiting += 1;
+                let msg = msg.clone();
+                self.outbox
+                    .push(to, ShardMsg::PublishConfirm { msg, conn, token });
             } else {
                 out.remote = true;
                 self.outbox.push(to, ShardMsg::Publish(msg.clone()));
@@ -86,7 +96,7 @@ impl Shard {
         if retain {
             self.store_retained(msg.clone());
         }
-        self.route(now_ms, &msg, None);
+        self.route(now_ms, &msg, None, None);
     }
 
     /// Delivers `msg` to this shard's matching sessions, one copy per session at the highest

@@ -2,12 +2,13 @@
 //! authorization) and the acknowledgements in both directions, PINGREQ and DISCONNECT.
 //! SUBSCRIBE and UNSUBSCRIBE are in `subscribe.rs`, AUTH in `auth.rs`.
 
+use super::deliver::RouteOutcome;
 use super::{Action, Shard};
 use crate::ids::{retained_shard, ConnId, SessionKey};
 use crate::message::Message;
 use crate::session::InflightState;
 use crate::shard_msg::ShardMsg;
-use codec::{ByteStr, Disconnect, Packet, PubAck, Publish, QoS, ReasonCode};
+use codec::{Disconnect, Packet, PubAck, Publish, QoS, ReasonCode};
 use std::sync::Arc;
 
 impl Shard {
@@ -58,7 +59,7 @@ impl Shard {
         self.close_conn(now_ms, conn, true, Some(code));
     }
 
-    fn is_v5(&self, conn: ConnId) -> bool {
+    pub(super) fn is_v5(&self, conn: ConnId) -> bool {
         self.conns
             .get(conn.slot, conn.gen)
             .is_some_and(|c| c.version.is_v5())
@@ -143,11 +144,12 @@ impl Shard {
             }
             s.qos2_push(id.get());
         }
-        let mut code = ReasonCode::Success;
-        if !allowed {
-            // v5 learns why; v3 gets a positive acknowledgement [MQTT-3.3.5-2].
-            code = ReasonCode::NotAuthorized;
-        } else {
+        let token = self.take_token();
+        let mut outcome = RouteOutcome {
+            matched: true,
+            ..Default::default()
+        };
+        let fixed = if allowed {
             let publisher = self.publisher_id(key);
             let mut props = p.properties;
             let expires_at_ms = self.expiry_deadline(now_ms, props.message_expiry_interval);
@@ -165,31 +167,15 @@ impl Shard {
             if msg.retain {
                 self.store_retained(msg.clone());
             }
-            let outcome = self.route(now_ms, &msg, Some(key));
-            if !outcome.matched {
-                code = ReasonCode::NoMatchingSubscribers;
-            } else if outcome.all_refused() {
-                code = ReasonCode::QuotaExceeded;
-            }
-        }
-        let Some(id) = id else { return };
-        let mut ack = PubAck::new(id);
-        if v5 {
-            ack.code = code;
-            ack.properties.reason_string = match code {
-                ReasonCode::NotAuthorized => Some(ByteStr::from_static("publish not authorized")),
-                ReasonCode::QuotaExceeded => Some(ByteStr::from_static(
-                    "every subscriber's queue is full (limits.max_queued_messages)",
-                )),
-                _ => None,
-            };
-        }
-        let pkt = if p.qos == QoS::AtLeastOnce {
-            Packet::PubAck(ack)
+            let confirm = id.map(|_| (conn, token));
+            outcome = self.route(now_ms, &msg, Some(key), confirm);
+            None
         } else {
-            Packet::PubRec(ack)
+            // v5 learns why; v3 gets a positive acknowledgement [MQTT-3.3.5-2].
+            Some(ReasonCode::NotAuthorized)
         };
-        self.send(conn, &pkt);
+        let Some(id) = id else { return };
+        self.acknowledge(conn, token, id, p.qos, fixed, outcome);
     }
 
     /// Sends a retained message to the shard owning its topic (or stores it here).

@@ -89,6 +89,8 @@ impl Shard {
         let Some(mut c) = self.conns.remove(conn.slot, conn.gen) else {
             return;
         };
+        // Acknowledgements still waiting for other shards die with the connection.
+        self.pending_acks.remove(&conn);
         self.events
             .push(IoEvent::Close(conn, c.out.take_contiguous()));
         let Some(key) = c.session else { return };
@@ -208,7 +210,7 @@ impl Shard {
         if msg.retain {
             self.store_retained(msg.clone());
         }
-        self.route(now_ms, &msg, None);
+        self.route(now_ms, &msg, None, None);
     }
 
     /// The publisher's client id to record in a message: only the `hash` shared strategy

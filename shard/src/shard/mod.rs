@@ -14,6 +14,7 @@
 //! shards), `alias` (topic aliases both ways), `lifecycle` (closing, wills, session expiry,
 //! timers, shutdown), `remote` (messages from other shards). MQTT 5 choices: docs/mqtt5.md.
 
+mod acks;
 mod alias;
 mod auth;
 mod connect;
@@ -196,6 +197,8 @@ pub struct Shard {
     /// This shard's paused publishers and when their pause ends.
     paused: AHashMap<ConnId, u64>,
     pending_subs: AHashMap<u64, PendingSub>,
+    /// Per connection, QoS 1/2 acknowledgements waiting for other shards (`acks`).
+    pending_acks: AHashMap<ConnId, acks::AckQueue>,
     next_token: u64,
     next_assigned_id: u64,
     stats: ShardStats,
@@ -240,6 +243,7 @@ impl Shard {
             throttled: AHashMap::new(),
             paused: AHashMap::new(),
             pending_subs: AHashMap::new(),
+            pending_acks: AHashMap::new(),
             next_token: (id.0 as u64) << 48,
             next_assigned_id: 0,
             stats: ShardStats::default(),

@@ -13,6 +13,24 @@ impl Shard {
             ShardMsg::Publish(m) => {
                 self.deliver_local(now_ms, &m, None);
             }
+            ShardMsg::PublishConfirm { msg, conn, token } => {
+                let (accepted, refused) = self.deliver_local(now_ms, &msg, None);
+                self.outbox.push(
+                    from,
+                    ShardMsg::Delivered {
+                        conn,
+                        token,
+                        accepted,
+                        refused,
+                    },
+                );
+            }
+            ShardMsg::Delivered {
+                conn,
+                token,
+                accepted,
+                refused,
+            } => self.ack_delivered(conn, token, accepted, refused),
             ShardMsg::SharedSet {
                 group,
                 filter,

@@ -25,7 +25,7 @@ impl Shard {
         let mut codes = Vec::with_capacity(sub.filters.len());
         let mut retained = Vec::new();
         let mut awaiting = 0;
-        let token = self.next_token;
+        let token = self.take_token();
         for f in sub.filters {
             let (code, wait) = self.subscribe_one(key, &f, sub_id, v5, token, &mut retained);
             awaiting += wait;
@@ -43,7 +43,6 @@ impl Shard {
         if awaiting == 0 {
             self.finish_subscribe(now_ms, pending);
         } else {
-            self.next_token += 1;
             self.pending_subs.insert(token, pending);
         }
     }

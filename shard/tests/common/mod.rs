@@ -95,6 +95,12 @@ impl World {
     }
 
     pub fn send(&mut self, c: C, p: Packet) {
+        self.send_unsettled(c, p);
+        self.settle();
+    }
+
+    /// Hands `p` to `c`'s shard without running the mesh or the I/O events afterwards.
+    pub fn send_unsettled(&mut self, c: C, p: Packet) {
         let cl = &self.clients[c];
         let Some(conn) = cl.conn else {
             panic!("client {c} has no connection")
@@ -109,7 +115,6 @@ impl World {
             Err(e) => self.shards[cl.shard].decode_error(self.now, conn, e),
             Ok(None) => panic!("test packet is incomplete"),
         }
-        self.settle();
     }
 
     /// The socket of `c` drops without DISCONNECT.
