@@ -150,3 +150,44 @@ fn shared_frames_and_copied_frames_reach_a_subscriber_in_publish_order() {
         ]
     );
 }
+
+#[test]
+fn qos1_fan_out_gives_each_subscriber_its_own_packet_ids() {
+    let mut w = World::new(1);
+    let a = w.connect("a", V4, true);
+    let b = w.connect("b", V3, true);
+    let c = w.connect_with(connect5("c", true, Default::default()));
+    // `b` already has a message in flight, so its packet ids differ from the others'.
+    w.subscribe(b, 1, "warm", QoS::AtLeastOnce);
+    let publisher = w.connect("pub", V4, true);
+    w.publish(publisher, "warm", "w", QoS::AtLeastOnce, false, 1);
+    for s in [a, b, c] {
+        w.subscribe(s, 2, "f/#", QoS::ExactlyOnce);
+    }
+    for s in [a, b, c, publisher] {
+        w.recv(s);
+    }
+    for (i, payload) in ["first", "second"].iter().enumerate() {
+        w.publish(
+            publisher,
+            "f/x",
+            payload,
+            QoS::AtLeastOnce,
+            false,
+            10 + i as u16,
+        );
+    }
+    let ids = |w: &mut World, s| -> Vec<(u16, String, bool, QoS)> {
+        w.publishes(s)
+            .iter()
+            .map(|p| {
+                let payload = String::from_utf8(p.payload.to_vec()).unwrap();
+                (p.packet_id.unwrap().get(), payload, p.dup, p.qos)
+            })
+            .collect()
+    };
+    let one = |id: u16, p: &str| (id, p.to_string(), false, QoS::AtLeastOnce);
+    assert_eq!(ids(&mut w, a), vec![one(1, "first"), one(2, "second")]);
+    assert_eq!(ids(&mut w, b), vec![one(2, "first"), one(3, "second")]);
+    assert_eq!(ids(&mut w, c), vec![one(1, "first"), one(2, "second")]);
+}

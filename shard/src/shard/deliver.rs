@@ -226,8 +226,7 @@ impl Shard {
                 s.queue_push_front(d);
                 return;
             };
-            let p = self.publish_packet(now_ms, conn, &d, Some(id), false);
-            if self.send_publish(conn, p) {
+            if self.send_queued_publish(now_ms, conn, &d, id) {
                 if let Some(s) = self.sessions.get_mut(key.slot, key.gen) {
                     s.inflight_push(Inflight {
                         packet_id: id,

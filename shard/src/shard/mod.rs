@@ -19,6 +19,7 @@ mod alias;
 mod auth;
 mod connect;
 mod deliver;
+mod frames;
 mod inbound;
 mod lifecycle;
 mod remote;
@@ -199,6 +200,8 @@ pub struct Shard {
     pending_subs: AHashMap<u64, PendingSub>,
     /// Per connection, QoS 1/2 acknowledgements waiting for other shards (`acks`).
     pending_acks: AHashMap<ConnId, acks::AckQueue>,
+    /// The last QoS 1/2 frame encoded, for the next subscriber of the same message.
+    last_frame: frames::LastFrame,
     next_token: u64,
     next_assigned_id: u64,
     stats: ShardStats,
@@ -244,6 +247,7 @@ impl Shard {
             paused: AHashMap::new(),
             pending_subs: AHashMap::new(),
             pending_acks: AHashMap::new(),
+            last_frame: Default::default(),
             next_token: (id.0 as u64) << 48,
             next_assigned_id: 0,
             stats: ShardStats::default(),
