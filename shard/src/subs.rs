@@ -431,8 +431,7 @@ impl<K: Copy + Eq + Hash> SubscriptionTable<K> {
     /// match `topic`. `publisher` is the publishing session when it is local, for No Local.
     pub fn match_topic(&self, topic: &str, publisher: Option<K>, out: &mut Vec<Delivery<K>>) {
         out.clear();
-        // Built only when the scratch index is in use: a hash map's `default()` seeds its
-        // hasher, which showed up at ~1% of a busy shard when done per publish.
+        // Only when the scratch index is busy: `default()` seeds a hasher (~1% per publish).
         let mut fallback: Option<Index<K>> = None;
         let mut guard = self.scratch.try_borrow_mut();
         let index: &mut Index<K> = match &mut guard {

@@ -51,7 +51,10 @@ impl Shard {
         fixed: Option<ReasonCode>,
         outcome: RouteOutcome,
     ) {
-        if outcome.awaiting == 0 && !self.pending_acks.contains_key(&conn) {
+        // The map is empty on a one-shard broker: no hash per message there.
+        if outcome.awaiting == 0
+            && (self.pending_acks.is_empty() || !self.pending_acks.contains_key(&conn))
+        {
             return self.send_ack(conn, packet_id, qos, fixed, &outcome);
         }
         let awaiting = outcome.awaiting;

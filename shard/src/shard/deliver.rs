@@ -315,10 +315,7 @@ impl Shard {
         c.out.push_shared(frame);
         self.stats.bytes_sent += frame.len() as u64;
         self.stats.messages_sent += 1;
-        if !c.flush_queued {
-            c.flush_queued = true;
-            self.events.push(crate::shard::IoEvent::Flush(conn));
-        }
+        c.mark_dirty(&mut self.events);
         true
     }
 

@@ -6,7 +6,7 @@
 //! (QoS 0 shares one frame by reference instead: `deliver_qos0_shared`.)
 
 use super::deliver::{build_publish, Recipient};
-use super::{IoEvent, Shard};
+use super::Shard;
 use crate::ids::ConnId;
 use crate::message::SharedMessage;
 use crate::session::Delivery;
@@ -64,10 +64,7 @@ impl Shard {
         }
         frame.write_to(Some(id), false, c.out.tail_mut());
         self.stats.bytes_sent += frame.len() as u64;
-        if !c.flush_queued {
-            c.flush_queued = true;
-            self.events.push(IoEvent::Flush(conn));
-        }
+        c.mark_dirty(&mut self.events);
         true
     }
 }

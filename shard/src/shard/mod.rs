@@ -124,6 +124,14 @@ struct ConnExt {
 }
 
 impl Conn {
+    /// Records that the connection has output: one `IoEvent::Flush` per turn.
+    fn mark_dirty(&mut self, events: &mut Vec<IoEvent>) {
+        if !self.flush_queued {
+            self.flush_queued = true;
+            events.push(IoEvent::Flush(self.id));
+        }
+    }
+
     fn ext(&mut self) -> &mut ConnExt {
         self.ext.get_or_insert_with(Box::default)
     }
@@ -446,10 +454,7 @@ impl Shard {
             return false;
         }
         self.stats.bytes_sent += (tail.len() - before) as u64;
-        if !c.flush_queued {
-            c.flush_queued = true;
-            self.events.push(IoEvent::Flush(conn));
-        }
+        c.mark_dirty(&mut self.events);
         true
     }
 }
