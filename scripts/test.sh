@@ -13,11 +13,22 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
-if ! python3 -c 'import paho.mqtt' >/dev/null 2>&1; then
-  echo "== installing paho-mqtt"
-  python3 -m pip install -q 'paho-mqtt>=2,<3' pytest
+# The Python tools go into a virtual environment of our own: Debian's python3 refuses
+# `pip install` outside one (PEP 668), and a fresh machine may have no pip at all.
+VENV=target/test-venv
+if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+  echo "== installing python3-venv"
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-venv >/dev/null
 fi
-python3 -c 'import pytest' >/dev/null 2>&1 || python3 -m pip install -q pytest
+if ! "$VENV/bin/python" -c 'import paho.mqtt, pytest' >/dev/null 2>&1; then
+  echo "== installing paho-mqtt and pytest into $VENV"
+  rm -rf "$VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q 'paho-mqtt>=2,<3' pytest
+fi
+PY="$PWD/$VENV/bin/python"
 
 echo "== fmt";    cargo fmt --all -- --check
 echo "== clippy"; cargo clippy --workspace --all-targets -- -D warnings
@@ -26,5 +37,5 @@ echo "== kernel-tuning"; bash kernel-tuning/test.sh
 if [ -d tests/python ]; then
   echo "== integration (python, real clients)"
   cargo build --release -p ringmq -p ringmq-bench
-  python3 -m pytest -q tests/python
+  "$PY" -m pytest -q tests/python
 fi

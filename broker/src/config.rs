@@ -102,8 +102,14 @@ pub struct LimitsConfig {
     pub max_packet_size: u32,
     /// Outgoing QoS 1/2 window per client (v5: the minimum with the client's Receive Maximum).
     pub max_inflight: u16,
-    /// Per session; QoS 0 messages are dropped first.
+    /// Per session. Online, publishers feeding the queue are paused at 3/4 of it; offline it
+    /// is a hard bound, with `offline_queue_policy` choosing what goes.
     pub max_queued_messages: u32,
+    /// Which message an offline session with a full queue drops.
+    pub offline_queue_policy: QueuePolicy,
+    /// Seconds a subscriber may hold publishers back without progress before it is
+    /// disconnected (v5: 0x97).
+    pub stuck_timeout: u32,
     pub max_subscriptions_per_client: u32,
     pub max_topic_levels: u16,
     /// Seconds; the most keepalive a client may ask for.
@@ -127,6 +133,8 @@ impl Default for LimitsConfig {
             max_packet_size: 1_048_576,
             max_inflight: 256,
             max_queued_messages: 1000,
+            offline_queue_policy: QueuePolicy::DropOldest,
+            stuck_timeout: 30,
             max_subscriptions_per_client: 100,
             max_topic_levels: 32,
             max_keepalive: 65535,
@@ -253,6 +261,15 @@ pub enum SharedStrategy {
     Random,
     Sticky,
     Hash,
+}
+
+/// What an offline session whose queue is full drops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueuePolicy {
+    #[default]
+    DropOldest,
+    DropNewest,
 }
 
 /// Why a configuration could not be used. Every message names the key and says the fix.

@@ -44,6 +44,7 @@ impl Config {
             1,
             u64::MAX,
         );
+        range("limits.stuck_timeout", l.stuck_timeout.into(), 1, u64::MAX);
         range(
             "limits.max_subscriptions_per_client",
             l.max_subscriptions_per_client.into(),

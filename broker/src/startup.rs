@@ -1,6 +1,6 @@
 //! Start-up glue: turns the validated `Config` into what the engine and shards run with.
 
-use crate::config::{Config, SharedStrategy};
+use crate::config::{Config, QueuePolicy, SharedStrategy};
 use shard::ShardConfig;
 
 /// The shard limits implied by the broker configuration.
@@ -11,6 +11,11 @@ pub fn shard_config(c: &Config) -> ShardConfig {
         max_packet_size: l.max_packet_size,
         max_inflight: l.max_inflight,
         max_queued_messages: l.max_queued_messages as usize,
+        offline_queue_policy: match l.offline_queue_policy {
+            QueuePolicy::DropOldest => shard::QueuePolicy::DropOldest,
+            QueuePolicy::DropNewest => shard::QueuePolicy::DropNewest,
+        },
+        stuck_timeout_ms: u64::from(l.stuck_timeout) * 1000,
         max_subscriptions_per_client: l.max_subscriptions_per_client as usize,
         max_topic_levels: l.max_topic_levels as usize,
         max_keepalive: l.max_keepalive,

@@ -33,6 +33,27 @@ impl SharedStrategy {
     }
 }
 
+/// Which message goes when an offline session's queue is over its bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QueuePolicy {
+    /// The oldest queued message makes room for the new one (fresh data wins).
+    #[default]
+    DropOldest,
+    /// The new message is refused; what was queued first is kept.
+    DropNewest,
+}
+
+impl QueuePolicy {
+    /// The policy named by the config value (`drop_oldest`, `drop_newest`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "drop_oldest" => QueuePolicy::DropOldest,
+            "drop_newest" => QueuePolicy::DropNewest,
+            _ => return None,
+        })
+    }
+}
+
 /// Per-shard view of the broker limits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShardConfig {
@@ -48,8 +69,14 @@ pub struct ShardConfig {
     /// Topic Alias Maximum advertised to v5 clients, and the most aliases used towards a
     /// client (with the client's own maximum). 0 disables topic aliases both ways.
     pub topic_alias_maximum: u16,
-    /// Messages queued per session beyond the inflight window (offline or window full).
+    /// Messages queued per session beyond the inflight window. Online, publishers feeding
+    /// the queue are paused at 3/4 of it (back-pressure); offline it is a hard bound.
     pub max_queued_messages: usize,
+    /// What an offline session whose queue is full drops.
+    pub offline_queue_policy: QueuePolicy,
+    /// A subscriber that holds publishers back and makes no progress (no acknowledgement,
+    /// no byte taken by its socket) for this long is disconnected (v5: 0x97), ms.
+    pub stuck_timeout_ms: u64,
     pub max_subscriptions_per_client: usize,
     pub max_topic_levels: usize,
     /// Ceiling on a client's keepalive, seconds (v5: advertised as Server Keep Alive).
@@ -82,6 +109,8 @@ impl Default for ShardConfig {
             receive_maximum: 1024,
             topic_alias_maximum: 64,
             max_queued_messages: 1000,
+            offline_queue_policy: QueuePolicy::DropOldest,
+            stuck_timeout_ms: 30_000,
             max_subscriptions_per_client: 100,
             max_topic_levels: 32,
             max_keepalive: u16::MAX,

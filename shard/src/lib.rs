@@ -21,12 +21,13 @@ pub mod session;
 pub mod shard;
 pub mod shard_msg;
 pub mod slab;
-pub use config::{ShardConfig, SharedStrategy};
+pub use config::{QueuePolicy, ShardConfig, SharedStrategy};
 pub use ids::{home_shard, retained_shard, ConnId, SessionKey, ShardId};
 pub use message::{Message, SharedMessage};
+pub use session::DropReason;
 pub use shard::{
     Action, AuthExchange, AuthMethod, AuthStep, Authorizer, ClientEvent, ClientInfo, IoEvent,
-    Shard, ShardStats,
+    Notice, Shard, ShardStats,
 };
 pub use shard_msg::ShardMsg;
 pub mod timer;

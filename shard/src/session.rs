@@ -4,6 +4,7 @@
 //! packet ids awaiting PUBREL, and the list of the client's subscriptions. It knows nothing
 //! of sockets or other shards; `outflow` turns its queue into frames for a connection.
 
+use crate::config::QueuePolicy;
 use crate::ids::{ConnId, SessionKey};
 use crate::message::SharedMessage;
 use codec::{ByteStr, LastWill, PacketId, ProtocolVersion, QoS};
@@ -47,23 +48,100 @@ pub struct Inflight {
     pub delivery: Delivery,
 }
 
-/// Why a message bound for a session was not kept.
+/// Why a message bound for a session was not kept: the only drops MQTT allows, each
+/// counted per session and per shard (`$SYS/broker/messages/dropped/<name>`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 pub enum DropReason {
-    QueueFull,
-    SlowConsumer,
-    Expired,
+    /// An offline session's queue was over `max_queued_messages` (the queue policy chose
+    /// which message went), or a QoS 0 message was evicted from a full queue.
+    QueueFull = 0,
+    /// A QoS 0 message for a connection holding more unsent output than
+    /// `max_pending_write_bytes`.
+    SlowConsumer = 1,
+    /// Its Message Expiry Interval passed before delivery [MQTT-3.3.2-5].
+    Expired = 2,
     /// Larger than the client's Maximum Packet Size [MQTT-3.1.2-25].
-    TooLarge,
+    TooLarge = 3,
+    /// A shared-subscription message whose group had no member left anywhere.
+    NoSharedMember = 4,
+    /// The session ended (clean session closed, expiry, takeover with clean start) with
+    /// messages still queued or unacknowledged.
+    SessionEnded = 5,
 }
 
-/// Per-session counters exposed in metrics.
+impl DropReason {
+    pub const ALL: [DropReason; 6] = [
+        DropReason::QueueFull,
+        DropReason::SlowConsumer,
+        DropReason::Expired,
+        DropReason::TooLarge,
+        DropReason::NoSharedMember,
+        DropReason::SessionEnded,
+    ];
+
+    /// The name used in `$SYS` topics and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::QueueFull => "queue_full",
+            DropReason::SlowConsumer => "slow_consumer",
+            DropReason::Expired => "expired",
+            DropReason::TooLarge => "too_large",
+            DropReason::NoSharedMember => "no_shared_member",
+            DropReason::SessionEnded => "session_ended",
+        }
+    }
+}
+
+/// Dropped messages by reason (`DropReason` indexes it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DropCounts<T>(pub [T; DropReason::ALL.len()]);
+
+impl<T: Copy + Into<u64>> DropCounts<T> {
+    pub fn get(&self, r: DropReason) -> u64 {
+        self.0[r as usize].into()
+    }
+
+    pub fn total(&self) -> u64 {
+        self.0.iter().map(|&n| n.into()).sum()
+    }
+}
+
+impl DropCounts<u64> {
+    pub fn add(&mut self, r: DropReason, n: u64) {
+        self.0[r as usize] += n;
+    }
+}
+
+impl DropCounts<u32> {
+    pub fn add(&mut self, r: DropReason, n: u64) {
+        let c = &mut self.0[r as usize];
+        *c = c.saturating_add(n.min(u32::MAX as u64) as u32);
+    }
+}
+
+impl std::ops::AddAssign for DropCounts<u64> {
+    fn add_assign(&mut self, o: Self) {
+        for (a, b) in self.0.iter_mut().zip(o.0) {
+            *a += b;
+        }
+    }
+}
+
+/// Per-session counters exposed in metrics (u32: an idle session stays small).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SessionStats {
-    pub dropped_queue_full: u64,
-    pub dropped_slow_consumer: u64,
-    pub dropped_expired: u64,
-    pub dropped_too_large: u64,
+    pub dropped: DropCounts<u32>,
+}
+
+/// What `Session::enqueue` did with a delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    Queued,
+    /// Queued, and an older entry was dropped to make room.
+    QueuedEvicting,
+    /// Not queued: the queue is full and the policy keeps what it has.
+    Refused,
 }
 
 /// One client's session, on its home shard.
@@ -97,11 +175,22 @@ pub struct Flows {
     pub queue: VecDeque<Delivery>,
     /// Incoming QoS 2 packet ids: PUBREC sent, PUBREL not yet received.
     pub incoming_qos2: Vec<u16>,
+    /// Retained messages owed to new subscriptions, fed to the queue (QoS 1/2) or the
+    /// socket (QoS 0) as the client takes them.
+    pub retained: VecDeque<Delivery>,
 }
 
 impl Flows {
     fn is_empty(&self) -> bool {
-        self.inflight.is_empty() && self.queue.is_empty() && self.incoming_qos2.is_empty()
+        self.inflight.is_empty()
+            && self.queue.is_empty()
+            && self.incoming_qos2.is_empty()
+            && self.retained.is_empty()
+    }
+
+    /// Messages this state still owes the client (queued, unacknowledged or retained).
+    pub fn pending(&self) -> usize {
+        self.inflight.len() + self.queue.len() + self.retained.len()
     }
 }
 
@@ -186,6 +275,19 @@ impl Session {
         taken
     }
 
+    pub fn retained_push_back(&mut self, d: Delivery) {
+        self.flows_mut().retained.push_back(d);
+    }
+
+    pub fn retained_pop_front(&mut self) -> Option<Delivery> {
+        self.flows.as_mut()?.retained.pop_front()
+    }
+
+    /// QoS of the next pending retained message, if any.
+    pub fn retained_front_qos(&self) -> Option<QoS> {
+        self.flows.as_ref()?.retained.front().map(|d| d.qos)
+    }
+
     pub fn qos2_contains(&self, id: u16) -> bool {
         self.flows
             .as_ref()
@@ -227,22 +329,29 @@ impl Session {
         None
     }
 
-    /// Queues a QoS 1/2 delivery behind the window. QoS 0 entries are evicted first when the
-    /// queue is full; with none to evict, the new message is refused.
-    pub fn enqueue(&mut self, d: Delivery, max_queued: usize) -> Result<(), DropReason> {
-        let dropped = &mut self.stats.dropped_queue_full;
+    /// Queues a delivery behind the window. While the session is online a QoS 1/2
+    /// delivery is always taken: the bound is kept by pausing the publishers that feed the
+    /// queue (`shard::throttle`), so nothing acknowledged is dropped. Offline, or for QoS 0,
+    /// `max_queued` holds: a QoS 0 entry is evicted first, then `policy` decides between the
+    /// oldest entry and the new one.
+    pub fn enqueue(&mut self, d: Delivery, max_queued: usize, policy: QueuePolicy) -> Enqueued {
+        let online = self.conn.is_some();
         let queue = &mut self.flows.get_or_insert_with(Box::default).queue;
-        if queue.len() >= max_queued {
+        let mut out = Enqueued::Queued;
+        if queue.len() >= max_queued && !(online && d.qos != QoS::AtMostOnce) {
             if let Some(pos) = queue.iter().position(|q| q.qos == QoS::AtMostOnce) {
                 queue.remove(pos);
-                *dropped += 1;
-            } else if d.qos == QoS::AtMostOnce || max_queued > 0 {
-                *dropped += 1;
-                return Err(DropReason::QueueFull);
+                out = Enqueued::QueuedEvicting;
+            } else if d.qos == QoS::AtMostOnce || policy == QueuePolicy::DropNewest {
+                return Enqueued::Refused;
+            } else if queue.pop_front().is_some() {
+                out = Enqueued::QueuedEvicting;
+            } else {
+                return Enqueued::Refused; // a bound of 0 keeps nothing offline
             }
         }
         queue.push_back(d);
-        Ok(())
+        out
     }
 
     /// Finds the inflight entry for `id`.
@@ -250,7 +359,8 @@ impl Session {
         self.inflight().position(|f| f.packet_id == id)
     }
 
-    /// Drops every queued message whose expiry passed, counting them; returns how many.
+    /// Drops every queued message whose expiry passed; returns how many (the shard counts
+    /// them).
     /// Inflight messages are kept: their delivery has started [MQTT-3.3.2-5].
     pub fn drop_expired(&mut self, now_ms: u64) -> usize {
         let Some(f) = self.flows.as_mut() else {
@@ -258,9 +368,7 @@ impl Session {
         };
         let before = f.queue.len();
         f.queue.retain(|d| !d.msg.is_expired(now_ms));
-        let n = before - f.queue.len();
-        self.stats.dropped_expired += n as u64;
-        n
+        before - f.queue.len()
     }
 
     /// Forgets everything a clean start discards.
@@ -303,7 +411,7 @@ mod tests {
     fn message_state_is_allocated_on_use_and_released_only_when_drained() {
         let mut s = session();
         assert!(s.flows.is_none(), "a new session holds no message state");
-        s.enqueue(delivery(QoS::AtLeastOnce), 10).unwrap();
+        s.enqueue(delivery(QoS::AtLeastOnce), 10, QueuePolicy::DropOldest);
         let id = s.alloc_packet_id().unwrap();
         let d = s.queue_pop_front().unwrap();
         s.inflight_push(Inflight {
@@ -329,20 +437,47 @@ mod tests {
     }
 
     #[test]
-    fn a_full_queue_evicts_qos0_first_then_refuses() {
+    fn offline_a_full_queue_evicts_qos0_first_then_follows_the_policy() {
         let mut s = session();
-        s.enqueue(delivery(QoS::AtMostOnce), 2).unwrap();
-        s.enqueue(delivery(QoS::AtLeastOnce), 2).unwrap();
-        s.enqueue(delivery(QoS::AtLeastOnce), 2).unwrap();
-        assert_eq!(s.queue_len(), 2);
-        assert_eq!(s.stats.dropped_queue_full, 1);
+        let newest = QueuePolicy::DropNewest;
         assert_eq!(
-            s.enqueue(delivery(QoS::AtLeastOnce), 2),
-            Err(DropReason::QueueFull)
+            s.enqueue(delivery(QoS::AtMostOnce), 2, newest),
+            Enqueued::Queued
         );
-        assert_eq!(s.stats.dropped_queue_full, 2);
+        assert_eq!(
+            s.enqueue(delivery(QoS::AtLeastOnce), 2, newest),
+            Enqueued::Queued
+        );
+        assert_eq!(
+            s.enqueue(delivery(QoS::AtLeastOnce), 2, newest),
+            Enqueued::QueuedEvicting,
+            "the QoS 0 entry made room"
+        );
+        assert_eq!(s.queue_len(), 2);
+        assert_eq!(
+            s.enqueue(delivery(QoS::AtLeastOnce), 2, newest),
+            Enqueued::Refused
+        );
+        assert_eq!(
+            s.enqueue(delivery(QoS::AtLeastOnce), 2, QueuePolicy::DropOldest),
+            Enqueued::QueuedEvicting
+        );
+        assert_eq!(s.queue_len(), 2);
         let taken = s.queue_take(|d| d.qos == QoS::AtLeastOnce);
         assert_eq!((taken.len(), s.queue_len()), (2, 0));
+    }
+
+    #[test]
+    fn online_qos1_is_always_taken_and_qos0_is_bounded() {
+        let mut s = session();
+        s.conn = Some(ConnId { slot: 0, gen: 0 });
+        for _ in 0..5 {
+            let r = s.enqueue(delivery(QoS::AtLeastOnce), 2, QueuePolicy::DropNewest);
+            assert_eq!(r, Enqueued::Queued);
+        }
+        assert_eq!(s.queue_len(), 5, "back-pressure, not the queue, bounds it");
+        let r = s.enqueue(delivery(QoS::AtMostOnce), 2, QueuePolicy::DropOldest);
+        assert_eq!(r, Enqueued::Refused);
     }
 
     #[test]

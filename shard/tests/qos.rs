@@ -148,11 +148,11 @@ fn dollar_topics_are_not_matched_by_leading_wildcards() {
     w.subscribe(s, 1, "#", QoS::AtMostOnce);
     w.subscribe(s, 2, "+/info", QoS::AtMostOnce);
     w.recv(s);
-    w.publish(p, "$SYS/info", "x", QoS::AtMostOnce, false, 0);
+    w.publish(p, "$internal/info", "x", QoS::AtMostOnce, false, 0);
     assert!(w.publishes(s).is_empty());
-    w.subscribe(s, 3, "$SYS/#", QoS::AtMostOnce);
+    w.subscribe(s, 3, "$internal/#", QoS::AtMostOnce);
     w.recv(s);
-    w.publish(p, "$SYS/info", "x", QoS::AtMostOnce, false, 0);
+    w.publish(p, "$internal/info", "x", QoS::AtMostOnce, false, 0);
     assert_eq!(w.publishes(s).len(), 1);
 }
 

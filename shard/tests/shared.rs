@@ -354,7 +354,7 @@ fn suback_waits_for_every_shard_and_leaving_removes_the_group_everywhere() {
     f.qos = QoS::AtLeastOnce;
     w.shards[sh].handle_packet(now, conn, subscribe_with(1, f, Some(42)));
     assert!(
-        w.shards[sh].conn_output(conn).is_none(),
+        w.shards[sh].conn_output(0, conn).is_none(),
         "no SUBACK before the acks"
     );
     w.settle();

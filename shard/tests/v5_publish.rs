@@ -306,6 +306,7 @@ fn ack_reason_codes_no_subscribers_not_authorized_quota_and_no_subscription() {
     let cfg = ShardConfig {
         max_queued_messages: 1,
         max_inflight: 1,
+        offline_queue_policy: shard::QueuePolicy::DropNewest,
         ..Default::default()
     };
     let mut w = World::with_config(2, cfg);
@@ -338,7 +339,7 @@ fn ack_reason_codes_no_subscribers_not_authorized_quota_and_no_subscription() {
     assert!(
         matches!(&got[..], [Packet::UnsubAck(u)] if u.codes == vec![ReasonCode::NoSubscriptionExisted])
     );
-    // 0x97: the only subscriber is on the publisher's shard and its queue is full.
+    // 0x97: the only subscriber is offline on the publisher's shard, its queue full.
     let s = w.connect(&id_on("s", 0, 2), ProtocolVersion::V3_1_1, false);
     w.subscribe(s, 1, "q", QoS::AtLeastOnce);
     w.recv(s);

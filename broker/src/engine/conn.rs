@@ -51,6 +51,7 @@ pub fn add(ctx: &Rc<Ctx>, fd: OwnedFd, first: Option<(Box<Connect>, BytesMut)>) 
         buf: BytesMut::new(),
         connected: false,
         write_blocked: false,
+        held: false,
     };
     if let Some((connect, leftover)) = first {
         slot.connected = true;
@@ -199,6 +200,22 @@ fn read_once(ctx: &Ctx, slot: u32) -> Option<(ConnId, ReadOutcome)> {
 }
 
 fn poll_slot(ctx: &Rc<Ctx>, slot: u32) {
+    let held = {
+        let mut io = ctx.io.borrow_mut();
+        match io.get_mut(slot) {
+            Some(s) if s.held && !s.paused => {
+                s.held = false;
+                Some(s.conn)
+            }
+            _ => None,
+        }
+    };
+    if let Some(conn) = held {
+        // Resumed: the packets read before the pause go first.
+        if !process(ctx, conn) {
+            return;
+        }
+    }
     for _ in 0..READ_BUDGET {
         let Some((conn, outcome)) = read_once(ctx, slot) else {
             return;
@@ -237,8 +254,9 @@ fn release_idle_buf(ctx: &Ctx, slot: u32) {
     }
 }
 
-/// Decodes and handles every complete packet buffered for `conn`. False when the
-/// connection is gone (closed, failed or handed over).
+/// Decodes and handles every complete packet buffered for `conn`, or those before the shard
+/// paused it (the rest stay buffered, `IoSlot::held`). False when the connection is gone
+/// (closed, failed or handed over).
 fn process(ctx: &Rc<Ctx>, conn: ConnId) -> bool {
     let now = now_ms();
     let Some((mut buf, mut connected)) = ({
@@ -250,6 +268,10 @@ fn process(ctx: &Rc<Ctx>, conn: ConnId) -> bool {
     };
     let mut shard = ctx.shard.borrow_mut();
     let alive = loop {
+        if shard.is_paused(conn) {
+            // Back-pressure at packet granularity: nothing more is parsed until resumed.
+            break true;
+        }
         let Some((limits, version)) = shard.decode_params(conn) else {
             break false;
         };
@@ -274,10 +296,13 @@ fn process(ctx: &Rc<Ctx>, conn: ConnId) -> bool {
             }
         }
     };
+    let paused = alive && shard.is_paused(conn);
     drop(shard);
     let mut io = ctx.io.borrow_mut();
     match io.get_mut(conn.slot).filter(|s| s.conn == conn) {
         Some(s) => {
+            s.held = paused && !buf.is_empty();
+            s.paused |= paused;
             s.buf = buf;
             s.connected = connected;
             alive

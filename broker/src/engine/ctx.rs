@@ -39,6 +39,9 @@ pub struct IoSlot {
     pub write_blocked: bool,
     /// Publisher back-pressure: not read until the shard resumes it.
     pub paused: bool,
+    /// `buf` holds whole packets left unparsed when the shard paused the connection
+    /// (pauses take effect at packet granularity); they are handled first on resume.
+    pub held: bool,
 }
 
 pub struct Ctx {
@@ -70,6 +73,8 @@ pub struct Ctx {
     flush_pending: Cell<bool>,
     /// Connections closed at accept because the shard was full.
     pub refused: Cell<u64>,
+    /// Sockets being closed cleanly (last bytes out, input discarded until the peer closes).
+    pub linger: RefCell<super::linger::Linger>,
 }
 
 impl Ctx {
@@ -100,6 +105,7 @@ impl Ctx {
             flush_kick,
             flush_pending: Cell::new(false),
             refused: Cell::new(0),
+            linger: RefCell::new(Default::default()),
         }
     }
 

@@ -193,6 +193,7 @@ pub async fn shard_main(start: ShardStart) {
                 wake_poller();
             }
             tctx.shard.borrow_mut().handle_timeout(now_ms());
+            tctx.linger.borrow_mut().tick(now_ms());
             heartbeats.beat(tctx.id.index());
             tctx.kick();
         }

@@ -58,15 +58,17 @@ pub fn flush(ctx: &Rc<Ctx>, events: &mut Vec<IoEvent>) {
             }
             IoEvent::Close(conn, last) => {
                 if let Some(slot) = ctx.remove_io(conn) {
-                    if !last.is_empty() && !slot.write_blocked {
-                        let _ = send_now(slot.fd.as_raw_fd(), &last);
-                    }
-                    // Dropping the slot closes the socket.
+                    // Out of the epoll set: the linger list reads it from the timer tick.
+                    ctx.readiness.remove(slot.fd.as_raw_fd());
+                    ctx.linger
+                        .borrow_mut()
+                        .close(now_ms(), slot.fd, last, slot.write_blocked);
                 }
             }
         }
     }
     publish_client_events(ctx);
+    log_notices(ctx);
     let batches: Vec<_> = ctx.shard.borrow_mut().outbox().drain().collect();
     for (to, batch) in batches {
         ctx.send_mesh(to, MeshMsg::Batch(batch));
@@ -136,7 +138,7 @@ fn write_conn(ctx: &Rc<Ctx>, conn: ConnId) {
             _ => return,
         }
     };
-    let Some(mut out) = ctx.shard.borrow_mut().conn_output(conn) else {
+    let Some(mut out) = ctx.shard.borrow_mut().conn_output(now_ms(), conn) else {
         return;
     };
     let len = out.len();
@@ -167,6 +169,28 @@ pub fn resume_write(ctx: &Rc<Ctx>, slot: u32) {
     };
     write_conn(ctx, conn);
     ctx.kick();
+}
+
+/// Logs what the shard wants an operator to hear of (each notice is once per episode).
+fn log_notices(ctx: &Rc<Ctx>) {
+    let mut notices = Vec::new();
+    ctx.shard.borrow_mut().take_notices(&mut notices);
+    for n in notices {
+        match n {
+            shard::Notice::StuckSubscriber {
+                client_id,
+                queued,
+                inflight,
+                idle_ms,
+            } => tracing::warn!(
+                shard = ctx.id.0,
+                "subscriber {client_id:?} disconnected (0x97): no progress for {} s while \
+                 publishers waited on its full queue ({queued} queued, {inflight} \
+                 unacknowledged); limits.stuck_timeout sets the time",
+                idle_ms / 1000
+            ),
+        }
+    }
 }
 
 /// Publishes recorded client connect/disconnect events under `$SYS` (when configured). The

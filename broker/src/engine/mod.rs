@@ -6,6 +6,7 @@ mod ctx;
 mod executor;
 mod flush;
 mod iotable;
+mod linger;
 mod listener;
 mod mesh;
 mod readiness;

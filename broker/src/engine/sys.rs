@@ -5,7 +5,7 @@
 //!
 //! Topic names follow Mosquitto's, so existing dashboards work unchanged.
 
-use shard::{ClientEvent, Shard, ShardStats};
+use shard::{ClientEvent, DropReason, Shard, ShardStats};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
@@ -19,6 +19,10 @@ pub struct Row {
     messages_received: AtomicU64,
     messages_sent: AtomicU64,
     messages_dropped: AtomicU64,
+    drops: [AtomicU64; DropReason::ALL.len()],
+    publisher_pauses: AtomicU64,
+    stuck_disconnects: AtomicU64,
+    retained_refused: AtomicU64,
     bytes_received: AtomicU64,
     bytes_sent: AtomicU64,
     refused: AtomicU64,
@@ -34,6 +38,11 @@ pub struct Totals {
     pub messages_received: u64,
     pub messages_sent: u64,
     pub messages_dropped: u64,
+    /// Dropped messages by `DropReason`.
+    pub drops: [u64; DropReason::ALL.len()],
+    pub publisher_pauses: u64,
+    pub stuck_disconnects: u64,
+    pub retained_refused: u64,
     pub bytes_received: u64,
     pub bytes_sent: u64,
     pub refused: u64,
@@ -48,6 +57,12 @@ impl std::ops::AddAssign for Totals {
         self.messages_received += o.messages_received;
         self.messages_sent += o.messages_sent;
         self.messages_dropped += o.messages_dropped;
+        for (a, b) in self.drops.iter_mut().zip(o.drops) {
+            *a += b;
+        }
+        self.publisher_pauses += o.publisher_pauses;
+        self.stuck_disconnects += o.stuck_disconnects;
+        self.retained_refused += o.retained_refused;
         self.bytes_received += o.bytes_received;
         self.bytes_sent += o.bytes_sent;
         self.refused += o.refused;
@@ -75,6 +90,12 @@ impl SysTable {
         r.messages_received.store(s.messages_received, Relaxed);
         r.messages_sent.store(s.messages_sent, Relaxed);
         r.messages_dropped.store(s.messages_dropped, Relaxed);
+        for (a, b) in r.drops.iter().zip(s.drops.0) {
+            a.store(b, Relaxed);
+        }
+        r.publisher_pauses.store(s.publisher_pauses, Relaxed);
+        r.stuck_disconnects.store(s.stuck_disconnects, Relaxed);
+        r.retained_refused.store(s.retained_refused, Relaxed);
         r.bytes_received.store(bytes_received, Relaxed);
         r.bytes_sent.store(s.bytes_sent, Relaxed);
         r.refused.store(refused, Relaxed);
@@ -92,6 +113,10 @@ impl SysTable {
                 messages_received: r.messages_received.load(Relaxed),
                 messages_sent: r.messages_sent.load(Relaxed),
                 messages_dropped: r.messages_dropped.load(Relaxed),
+                drops: std::array::from_fn(|i| r.drops[i].load(Relaxed)),
+                publisher_pauses: r.publisher_pauses.load(Relaxed),
+                stuck_disconnects: r.stuck_disconnects.load(Relaxed),
+                retained_refused: r.retained_refused.load(Relaxed),
                 bytes_received: r.bytes_received.load(Relaxed),
                 bytes_sent: r.bytes_sent.load(Relaxed),
                 refused: r.refused.load(Relaxed),
@@ -164,6 +189,24 @@ pub fn topics(
             per_shard.len().to_string(),
         ),
     ];
+    for r in DropReason::ALL {
+        v.push((
+            format!("$SYS/broker/messages/dropped/{}", r.name()),
+            t.drops[r as usize].to_string(),
+        ));
+    }
+    v.push((
+        "$SYS/broker/publishers/paused".into(),
+        t.publisher_pauses.to_string(),
+    ));
+    v.push((
+        "$SYS/broker/clients/stuck_disconnected".into(),
+        t.stuck_disconnects.to_string(),
+    ));
+    v.push((
+        "$SYS/broker/retained messages/refused".into(),
+        t.retained_refused.to_string(),
+    ));
     for (i, c) in per_shard.iter().enumerate() {
         v.push((
             format!("$SYS/broker/shards/{i}/clients/connected"),

@@ -44,10 +44,10 @@ impl Shard {
     /// shards in `outcome.awaiting` confirmed and every earlier one of `conn` has left.
     pub(super) fn acknowledge(
         &mut self,
+        now_ms: u64,
         conn: ConnId,
         token: u64,
-        packet_id: PacketId,
-        qos: QoS,
+        (packet_id, qos): (PacketId, QoS),
         fixed: Option<ReasonCode>,
         outcome: RouteOutcome,
     ) {
@@ -70,11 +70,18 @@ impl Shard {
                 outcome,
                 awaiting,
             });
-        self.flush_acks(conn);
+        self.flush_acks(now_ms, conn);
     }
 
     /// Another shard took (or refused) the message `token` of `conn`.
-    pub(super) fn ack_delivered(&mut self, conn: ConnId, token: u64, accepted: u32, refused: u32) {
+    pub(super) fn ack_delivered(
+        &mut self,
+        now_ms: u64,
+        conn: ConnId,
+        token: u64,
+        accepted: u32,
+        refused: u32,
+    ) {
         let Some(q) = self.pending_acks.get_mut(&conn) else {
             return; // the connection is gone
         };
@@ -83,20 +90,22 @@ impl Shard {
             p.outcome.accepted += accepted;
             p.outcome.refused += refused;
         }
-        self.flush_acks(conn);
+        self.flush_acks(now_ms, conn);
     }
 
-    /// Sends the acknowledgements at the front of `conn`'s queue that are complete.
-    fn flush_acks(&mut self, conn: ConnId) {
+    /// Sends the acknowledgements at the front of `conn`'s queue that are complete, and
+    /// holds the connection while too many still wait (`hold_for_acks`).
+    fn flush_acks(&mut self, now_ms: u64, conn: ConnId) {
         loop {
             let Some(q) = self.pending_acks.get_mut(&conn) else {
-                return;
+                return self.hold_for_acks(now_ms, conn, 0);
             };
             if q.0.front().is_none_or(|p| p.awaiting != 0) {
-                if q.0.is_empty() {
+                let waiting = q.0.len();
+                if waiting == 0 {
                     self.pending_acks.remove(&conn);
                 }
-                return;
+                return self.hold_for_acks(now_ms, conn, waiting);
             }
             let Some(p) = q.0.pop_front() else { return };
             self.send_ack(conn, p.packet_id, p.qos, p.fixed, &p.outcome);
@@ -124,7 +133,7 @@ impl Shard {
             ack.properties.reason_string = match code {
                 ReasonCode::NotAuthorized => Some(ByteStr::from_static("publish not authorized")),
                 ReasonCode::QuotaExceeded => Some(ByteStr::from_static(
-                    "every subscriber's queue is full (limits.max_queued_messages)",
+                    "every subscriber is offline with a full queue (limits.max_queued_messages)",
                 )),
                 _ => None,
             };

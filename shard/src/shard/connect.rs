@@ -39,6 +39,15 @@ impl Shard {
         if !self.cfg.allow_anonymous && connect.username.is_none() {
             return self.refuse(now_ms, conn, ReasonCode::NotAuthorized);
         }
+        if connect
+            .will
+            .as_ref()
+            .is_some_and(|w| is_sys_topic(&w.topic))
+        {
+            // Only the broker publishes under `$SYS` (a will there would spoof its statistics).
+            self.stats.publishes_refused += 1;
+            return self.refuse(now_ms, conn, ReasonCode::NotAuthorized);
+        }
         if v5 && connect.properties.authentication_method.is_some() {
             // Enhanced authentication (§4.12): CONNACK waits for the exchange to succeed.
             if let Some((connect, data)) = self.start_auth(now_ms, conn, connect, assigned) {
@@ -159,8 +168,11 @@ impl Shard {
             expired = s.drop_expired(now_ms);
         }
         self.attached += 1;
-        self.stats.messages_expired += expired as u64;
-        self.stats.messages_dropped += expired as u64;
+        self.count_drop(
+            Some(key),
+            crate::session::DropReason::Expired,
+            expired as u64,
+        );
         if let Some(c) = self.conn_mut(conn) {
             c.session = Some(key);
             c.keepalive_ms = keep_alive as u64 * 1500;
@@ -283,4 +295,11 @@ fn response_information(client_id: &str) -> ByteStr {
 /// QoS granted to a subscription: what was asked, capped by what the broker supports.
 pub(super) fn grant(requested: QoS) -> QoS {
     requested.min(QoS::ExactlyOnce)
+}
+
+/// Topics only the broker publishes to: `$SYS` and everything under it.
+pub(super) fn is_sys_topic(topic: &str) -> bool {
+    topic
+        .strip_prefix("$SYS")
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }

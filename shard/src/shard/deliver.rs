@@ -5,7 +5,7 @@ use super::Shard;
 use crate::ids::{retained_shard, ConnId, SessionKey, ShardId};
 use crate::message::SharedMessage;
 use crate::routes::ShardSet;
-use crate::session::{Delivery, DropReason, Inflight, InflightState};
+use crate::session::{Delivery, DropReason, Enqueued, Inflight, InflightState};
 use crate::shard_msg::ShardMsg;
 use codec::{ByteStr, PacketId, Publish, QoS};
 use std::num::NonZeroU32;
@@ -149,6 +149,7 @@ impl Shard {
     ) -> Result<(), DropReason> {
         let max_queued = self.cfg.max_queued_messages;
         let max_pending = self.cfg.max_pending_write_bytes;
+        let policy = self.cfg.offline_queue_policy;
         let Some(s) = self.sessions.get_mut(key.slot, key.gen) else {
             return Ok(());
         };
@@ -159,43 +160,45 @@ impl Shard {
                 .get(conn.slot, conn.gen)
                 .map_or(0, |c| c.out.len());
             if pending > max_pending {
-                s.stats.dropped_slow_consumer += 1;
-                self.stats.messages_dropped += 1;
+                self.count_drop(Some(key), DropReason::SlowConsumer, 1);
                 return Ok(());
             }
             let p = self.publish_packet(now_ms, conn, &d, None, false);
             if self.send_publish(conn, p) {
                 self.stats.messages_sent += 1;
             } else {
-                self.count_too_large(key);
+                self.count_drop(Some(key), DropReason::TooLarge, 1);
             }
             return Ok(());
         }
         let origin = d.msg.origin;
-        if let Err(e) = s.enqueue(d, max_queued) {
-            self.stats.messages_dropped += 1;
-            return Err(e);
+        match s.enqueue(d, max_queued, policy) {
+            Enqueued::Queued => {}
+            Enqueued::QueuedEvicting => self.count_drop(Some(key), DropReason::QueueFull, 1),
+            Enqueued::Refused => {
+                self.count_drop(Some(key), DropReason::QueueFull, 1);
+                return Err(DropReason::QueueFull);
+            }
         }
         self.pump_window(now_ms, key);
         self.note_backlog(now_ms, key, origin);
         Ok(())
     }
 
-    fn count_too_large(&mut self, key: SessionKey) {
-        if let Some(s) = self.sessions.get_mut(key.slot, key.gen) {
-            s.stats.dropped_too_large += 1;
+    /// The client acknowledged something: move its queue on, feed it pending retained
+    /// messages, and resume the publishers it held back once its queue is low.
+    pub(super) fn pump(&mut self, now_ms: u64, key: SessionKey) {
+        self.pump_window(now_ms, key);
+        if !self.throttled.is_empty() {
+            self.note_progress(key);
+            self.release_waiters(now_ms, key);
         }
-        self.stats.messages_dropped += 1;
+        self.pump_retained(now_ms, key);
     }
 
     /// Moves queued messages into the window while the session is online and has room.
     /// Expired messages are dropped on the way [MQTT-3.3.2-5].
-    pub(super) fn pump(&mut self, now_ms: u64, key: SessionKey) {
-        self.pump_window(now_ms, key);
-        self.release_waiters(now_ms, key);
-    }
-
-    fn pump_window(&mut self, now_ms: u64, key: SessionKey) {
+    pub(super) fn pump_window(&mut self, now_ms: u64, key: SessionKey) {
         loop {
             let Some(s) = self.sessions.get_mut(key.slot, key.gen) else {
                 return;
@@ -210,15 +213,13 @@ impl Shard {
             }
             let Some(d) = s.queue_pop_front() else { return };
             if d.msg.is_expired(now_ms) {
-                s.stats.dropped_expired += 1;
-                self.stats.messages_expired += 1;
-                self.stats.messages_dropped += 1;
+                self.count_drop(Some(key), DropReason::Expired, 1);
                 continue;
             }
             if d.qos == QoS::AtMostOnce {
                 let p = self.publish_packet(now_ms, conn, &d, None, false);
                 if !self.send_publish(conn, p) {
-                    self.count_too_large(key);
+                    self.count_drop(Some(key), DropReason::TooLarge, 1);
                 }
                 continue;
             }
@@ -236,7 +237,57 @@ impl Shard {
                 }
             } else {
                 // Larger than the client accepts: discarded as if delivered [MQTT-3.1.2-25].
-                self.count_too_large(key);
+                self.count_drop(Some(key), DropReason::TooLarge, 1);
+            }
+        }
+    }
+
+    /// Feeds a session's pending retained messages to it as it takes them: QoS 1/2 into
+    /// the queue while it is under the pause mark (more follow as the client
+    /// acknowledges), QoS 0 while the connection holds under half of
+    /// `max_pending_write_bytes` unsent (more follow as its socket takes output). Never
+    /// truncated: a subscriber gets every retained message, at its own pace.
+    pub(super) fn pump_retained(&mut self, now_ms: u64, key: SessionKey) {
+        let high = self.high_watermark();
+        let (max_queued, policy) = (self.cfg.max_queued_messages, self.cfg.offline_queue_policy);
+        let max_pending = self.cfg.max_pending_write_bytes / 2;
+        loop {
+            let Some(s) = self.sessions.get_mut(key.slot, key.gen) else {
+                return;
+            };
+            let Some(conn) = s.conn else { return };
+            let Some(qos) = s.retained_front_qos() else {
+                return;
+            };
+            if qos == QoS::AtMostOnce {
+                let Some(c) = self.conns.get_mut(conn.slot, conn.gen) else {
+                    return;
+                };
+                if c.out.len() > max_pending {
+                    c.retained_waiting = true;
+                    return;
+                }
+            } else if s.queue_len() >= high {
+                return;
+            }
+            let Some(d) = s.retained_pop_front() else {
+                return;
+            };
+            if d.msg.is_expired(now_ms) {
+                self.count_drop(Some(key), DropReason::Expired, 1);
+                continue;
+            }
+            if qos != QoS::AtMostOnce {
+                // Online, so always taken; and under the mark, so it pauses no one.
+                s.enqueue(d, max_queued, policy);
+                self.pump_window(now_ms, key);
+                continue;
+            }
+            let p = self.publish_packet(now_ms, conn, &d, None, false);
+            if self.send_publish(conn, p) {
+                self.stats.messages_sent += 1;
+            } else {
+                self.count_drop(Some(key), DropReason::TooLarge, 1);
             }
         }
     }
@@ -286,8 +337,7 @@ impl Shard {
             return false;
         }
         if c.out.len() > self.cfg.max_pending_write_bytes {
-            s.stats.dropped_slow_consumer += 1;
-            self.stats.messages_dropped += 1;
+            self.count_drop(Some(key), DropReason::SlowConsumer, 1);
             return true;
         }
         let slot = &mut frames[usize::from(v5) * 2 + usize::from(retain)];
@@ -307,9 +357,8 @@ impl Shard {
         };
         if v5 && frame.len() > c.client_max_packet as usize {
             // Larger than the client accepts: discarded as if delivered [MQTT-3.1.2-25].
-            s.stats.dropped_too_large += 1;
             self.stats.dropped_too_large += 1;
-            self.stats.messages_dropped += 1;
+            self.count_drop(Some(key), DropReason::TooLarge, 1);
             return true;
         }
         c.out.push_shared(frame);
@@ -326,7 +375,7 @@ impl Shard {
             // A zero-byte retained message deletes the topic's retained message [MQTT-3.3.1-10].
             self.retained.set(&topic, None).ok();
         } else if self.retained.set(&topic, Some(msg)).is_err() {
-            self.stats.messages_dropped += 1;
+            self.stats.retained_refused += 1;
         }
     }
 
@@ -386,7 +435,8 @@ impl Shard {
     }
 
     /// Queues retained messages for a subscription that still exists, RETAIN flag set
-    /// [MQTT-3.3.1-8].
+    /// [MQTT-3.3.1-8], behind the session's other pending retained messages
+    /// (`pump_retained` paces them).
     pub(super) fn deliver_retained(
         &mut self,
         now_ms: u64,
@@ -403,19 +453,22 @@ impl Shard {
         if !subscribed {
             return;
         }
+        let Some(s) = self.sessions.get_mut(session.slot, session.gen) else {
+            return;
+        };
         for msg in msgs {
             if msg.is_expired(now_ms) {
                 continue;
             }
-            let d = Delivery {
+            s.retained_push_back(Delivery {
                 qos: msg.qos.min(granted),
                 retain: true,
                 subscription_ids: sub_id.into_iter().collect(),
                 shared: None,
                 msg,
-            };
-            let _ = self.deliver_to_session(now_ms, session, d);
+            });
         }
+        self.pump_retained(now_ms, session);
     }
 }
 

@@ -118,10 +118,24 @@ impl Shard {
         if p.topic.split('/').count() > self.cfg.max_topic_levels {
             return self.protocol_error(now_ms, conn, ReasonCode::TopicNameInvalid);
         }
+        if !p.properties.subscription_identifiers.is_empty() {
+            return self.close_conn_why(
+                now_ms,
+                conn,
+                ReasonCode::ProtocolError,
+                "a PUBLISH from a client carries no Subscription Identifier [MQTT-3.3.4-6]",
+            );
+        }
         self.stats.messages_received += 1;
         let v5 = self.is_v5(conn);
         let id = p.packet_id;
-        let allowed = self.authorized(key, Action::Publish, &p.topic);
+        // Only the broker publishes under `$SYS`: v5 learns 0x87, v3 is acknowledged and
+        // the message dropped (counted in `publishes_refused`), as for a denied publish.
+        let allowed = !super::connect::is_sys_topic(&p.topic)
+            && self.authorized(key, Action::Publish, &p.topic);
+        if !allowed {
+            self.stats.publishes_refused += 1;
+        }
         if p.qos == QoS::ExactlyOnce && allowed {
             let Some(id) = id else { return };
             let receive_max = self.cfg.receive_maximum as usize;
@@ -175,7 +189,7 @@ impl Shard {
             Some(ReasonCode::NotAuthorized)
         };
         let Some(id) = id else { return };
-        self.acknowledge(conn, token, id, p.qos, fixed, outcome);
+        self.acknowledge(now_ms, conn, token, (id, p.qos), fixed, outcome);
     }
 
     /// Sends a retained message to the shard owning its topic (or stores it here).
@@ -210,6 +224,7 @@ impl Shard {
     }
 
     fn on_pubrec(&mut self, now_ms: u64, conn: ConnId, key: SessionKey, a: PubAck) {
+        let v5 = self.is_v5(conn);
         let Some(s) = self.session_mut(key) else {
             return;
         };
@@ -228,17 +243,22 @@ impl Shard {
                 }
                 f.state = InflightState::Released;
             }
-            _ => rel.code = ReasonCode::PacketIdentifierNotFound,
+            // v3 has no reason codes: a plain PUBREL lets the client finish the flow.
+            _ if v5 => rel.code = ReasonCode::PacketIdentifierNotFound,
+            _ => {}
         }
         self.send(conn, &Packet::PubRel(rel));
     }
 
     fn on_pubrel(&mut self, conn: ConnId, key: SessionKey, a: PubAck) {
+        let v5 = self.is_v5(conn);
         let Some(s) = self.session_mut(key) else {
             return;
         };
         let mut comp = PubAck::new(a.packet_id);
-        if !s.qos2_remove(a.packet_id.get()) {
+        if !s.qos2_remove(a.packet_id.get()) && v5 {
+            // v3 has no reason codes: a plain PUBCOMP, so a client that resends PUBREL after
+            // losing our PUBCOMP can free its packet id.
             comp.code = ReasonCode::PacketIdentifierNotFound;
         }
         self.send(conn, &Packet::PubComp(comp));

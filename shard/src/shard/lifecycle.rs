@@ -72,7 +72,7 @@ impl Shard {
         self.close_conn_with(now_ms, conn, true, Some(d));
     }
 
-    fn close_conn_with(
+    pub(super) fn close_conn_with(
         &mut self,
         now_ms: u64,
         conn: ConnId,
@@ -91,6 +91,7 @@ impl Shard {
         };
         // Acknowledgements still waiting for other shards die with the connection.
         self.pending_acks.remove(&conn);
+        self.paused.remove(&conn);
         self.events
             .push(IoEvent::Close(conn, c.out.take_contiguous()));
         let Some(key) = c.session else { return };
@@ -102,6 +103,11 @@ impl Shard {
         }
         s.conn = None;
         s.release_idle();
+        // Offline sessions pause no one.
+        self.release_waiters(now_ms, key);
+        let Some(s) = self.sessions.get_mut(key.slot, key.gen) else {
+            return;
+        };
         if self.cfg.client_events {
             let reason = match (closing_code, publish_will) {
                 (Some(code), _) => format!("{code:?}"),
@@ -250,6 +256,14 @@ impl Shard {
         // Queued shared messages go to other members; an inflight QoS 1 one too (SHOULD),
         // an inflight QoS 2 one never [MQTT-4.8.2-5].
         let flows = s.take_flows();
+        let handed_on = flows
+            .inflight
+            .iter()
+            .filter(|f| f.delivery.qos == QoS::AtLeastOnce && f.delivery.shared.is_some())
+            .count()
+            + flows.queue.iter().filter(|d| d.shared.is_some()).count();
+        let lost = flows.pending() - handed_on;
+        self.count_drop(None, crate::session::DropReason::SessionEnded, lost as u64);
         let inflight = flows
             .inflight
             .into_iter()
@@ -279,6 +293,7 @@ impl Shard {
         for ev in due.drain(..) {
             match ev {
                 TimerEvent::ThrottleDeadline(conn) => self.throttle_deadline(now_ms, conn),
+                TimerEvent::Congestion(key) => self.congestion_check(now_ms, key),
                 TimerEvent::ConnectTimeout(conn) => {
                     let pending = self
                         .conns

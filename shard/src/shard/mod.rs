@@ -76,6 +76,19 @@ pub enum ClientEvent {
     },
 }
 
+/// Something an operator should hear of once; the broker logs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// A subscriber held publishers back with no progress for `idle_ms` and was
+    /// disconnected (v5: 0x97); its session went offline.
+    StuckSubscriber {
+        client_id: ByteStr,
+        queued: usize,
+        inflight: usize,
+        idle_ms: u64,
+    },
+}
+
 /// Timers of a shard; stale ones (generation or epoch moved on) are ignored when they fire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimerEvent {
@@ -83,6 +96,8 @@ pub enum TimerEvent {
     ConnectTimeout(ConnId),
     /// A paused publisher is resumed by now at the latest.
     ThrottleDeadline(ConnId),
+    /// A congested subscriber: renew its publishers' pauses, or find it stuck.
+    Congestion(SessionKey),
     KeepAlive(ConnId),
     SessionExpiry(SessionKey, u32),
     WillDelay(SessionKey, u32),
@@ -101,6 +116,8 @@ pub struct Conn {
     /// Encoded frames not yet handed to the socket.
     out: crate::outq::OutQueue,
     flush_queued: bool,
+    /// Retained QoS 0 messages wait for this connection's socket to take its output.
+    retained_waiting: bool,
     /// v5 Request Problem Information = 0: no Reason String or User Properties on packets
     /// other than PUBLISH, CONNACK and DISCONNECT [MQTT-3.1.2-29].
     no_problem_info: bool,
@@ -157,7 +174,10 @@ pub struct ShardStats {
     pub sessions: u64,
     pub messages_received: u64,
     pub messages_sent: u64,
+    /// Every message dropped, whatever the reason (the sum of `drops`).
     pub messages_dropped: u64,
+    /// Dropped messages by reason.
+    pub drops: crate::session::DropCounts<u64>,
     pub bytes_sent: u64,
     pub protocol_errors: u64,
     /// Queued messages dropped because their Message Expiry Interval passed.
@@ -168,6 +188,12 @@ pub struct ShardStats {
     pub shared_redistributed: u64,
     /// Times a publisher was paused because a subscriber's queue was high.
     pub publisher_pauses: u64,
+    /// Subscribers disconnected for holding publishers back without progress.
+    pub stuck_disconnects: u64,
+    /// Retained messages not stored: the retained store was at its count or byte limit.
+    pub retained_refused: u64,
+    /// Client PUBLISHes and wills refused: not authorized, or to `$SYS`.
+    pub publishes_refused: u64,
 }
 
 impl std::ops::AddAssign for ShardStats {
@@ -177,12 +203,16 @@ impl std::ops::AddAssign for ShardStats {
         self.messages_received += o.messages_received;
         self.messages_sent += o.messages_sent;
         self.messages_dropped += o.messages_dropped;
+        self.drops += o.drops;
         self.bytes_sent += o.bytes_sent;
         self.protocol_errors += o.protocol_errors;
         self.messages_expired += o.messages_expired;
         self.dropped_too_large += o.dropped_too_large;
         self.shared_redistributed += o.shared_redistributed;
         self.publisher_pauses += o.publisher_pauses;
+        self.stuck_disconnects += o.stuck_disconnects;
+        self.retained_refused += o.retained_refused;
+        self.publishes_refused += o.publishes_refused;
     }
 }
 
@@ -201,6 +231,7 @@ pub struct Shard {
     outbox: Outbox,
     events: Vec<IoEvent>,
     client_events: Vec<ClientEvent>,
+    notices: Vec<Notice>,
     /// Publishers paused by each congested session (see `throttle`).
     throttled: AHashMap<SessionKey, throttle::Waiters>,
     /// This shard's paused publishers and when their pause ends.
@@ -251,6 +282,7 @@ impl Shard {
             outbox: Outbox::new(nr_shards.max(1)),
             events: Vec::new(),
             client_events: Vec::new(),
+            notices: Vec::new(),
             throttled: AHashMap::new(),
             paused: AHashMap::new(),
             pending_subs: AHashMap::new(),
@@ -300,6 +332,7 @@ impl Shard {
             last_rx_ms: now_ms,
             out: Default::default(),
             flush_queued: false,
+            retained_waiting: false,
             no_problem_info: false,
             client_max_packet: max_packet,
             send_window: 0,
@@ -331,8 +364,10 @@ impl Shard {
         ))
     }
 
-    /// Takes the bytes waiting to be written to `conn`.
-    pub fn conn_output(&mut self, conn: ConnId) -> Option<crate::outq::Output> {
+    /// Takes the bytes waiting to be written to `conn`; the broker calls it when the socket
+    /// can take them, which is also how the shard learns that the client is reading
+    /// (progress of a congested subscriber, pacing of retained messages).
+    pub fn conn_output(&mut self, now_ms: u64, conn: ConnId) -> Option<crate::outq::Output> {
         let c = self.conns.get_mut(conn.slot, conn.gen)?;
         c.flush_queued = false;
         if c.out.is_empty() {
@@ -340,7 +375,18 @@ impl Shard {
         }
         // Taken whole (not `split`): a split would leave the connection sharing the
         // allocation, which would then stay alive for as long as the connection is idle.
-        Some(c.out.take())
+        let out = c.out.take();
+        let key = c.session;
+        let retained = std::mem::take(&mut c.retained_waiting);
+        if let Some(key) = key {
+            if !self.throttled.is_empty() {
+                self.note_progress(key);
+            }
+            if retained {
+                self.pump_retained(now_ms, key);
+            }
+        }
+        Some(out)
     }
 
     /// Returns unwritten output to the front of the connection's queue (socket was full).
@@ -350,16 +396,14 @@ impl Shard {
         }
     }
 
-    /// Bytes waiting to be written to `conn` (back-pressure signal for QoS 0).
-    pub fn conn_pending_bytes(&self, conn: ConnId) -> usize {
-        self.conns
-            .get(conn.slot, conn.gen)
-            .map_or(0, |c| c.out.len())
-    }
-
     /// Drains the client connect/disconnect events recorded since the last call.
     pub fn take_client_events(&mut self, into: &mut Vec<ClientEvent>) {
         into.append(&mut self.client_events);
+    }
+
+    /// Drains the notices recorded since the last call.
+    pub fn take_notices(&mut self, into: &mut Vec<Notice>) {
+        into.append(&mut self.notices);
     }
 
     /// Drains the I/O work produced since the last call.
@@ -392,9 +436,19 @@ impl Shard {
         self.subs.subscription_count() + self.subs.shared_member_count()
     }
 
-    /// Earliest time `handle_timeout` has work, if any (never later than the real deadline).
-    pub fn next_deadline(&self) -> Option<u64> {
-        self.timers.next_deadline()
+    /// Counts `n` messages dropped for `reason`, on the session when there is one.
+    fn count_drop(&mut self, key: Option<SessionKey>, reason: crate::session::DropReason, n: u64) {
+        if n == 0 {
+            return;
+        }
+        if let Some(s) = key.and_then(|k| self.sessions.get_mut(k.slot, k.gen)) {
+            s.stats.dropped.add(reason, n);
+        }
+        self.stats.messages_dropped += n;
+        self.stats.drops.add(reason, n);
+        if reason == crate::session::DropReason::Expired {
+            self.stats.messages_expired += n;
+        }
     }
 
     fn session_mut(&mut self, key: SessionKey) -> Option<&mut Session> {

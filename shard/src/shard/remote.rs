@@ -30,7 +30,7 @@ impl Shard {
                 token,
                 accepted,
                 refused,
-            } => self.ack_delivered(conn, token, accepted, refused),
+            } => self.ack_delivered(now_ms, conn, token, accepted, refused),
             ShardMsg::SharedSet {
                 group,
                 filter,

@@ -237,7 +237,7 @@ impl Shard {
             return Some(self.deliver_shared(now_ms, key, opts, msg, tag));
         }
         // No member left anywhere this shard knows of.
-        self.stats.messages_dropped += 1;
+        self.count_drop(None, crate::session::DropReason::NoSharedMember, 1);
         None
     }
 
@@ -317,8 +317,7 @@ impl Shard {
         for d in orphans {
             let Some(tag) = d.shared else { continue };
             if d.msg.is_expired(now_ms) {
-                self.stats.messages_expired += 1;
-                self.stats.messages_dropped += 1;
+                self.count_drop(None, crate::session::DropReason::Expired, 1);
                 continue;
             }
             self.stats.shared_redistributed += 1;

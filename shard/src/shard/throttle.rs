@@ -1,44 +1,50 @@
 //! Publisher back-pressure: a QoS 1/2 publisher whose messages pile up in an online
-//! subscriber's queue is paused (the broker stops reading its socket) until that queue
-//! drains, instead of the broker acknowledging messages it will then drop.
+//! subscriber's queue is paused (the broker stops reading its socket, at packet
+//! granularity) until that queue drains. The broker never acknowledges a message and then
+//! drops it for an online subscriber: the queue takes every QoS 1/2 message, and pausing its
+//! publishers is what bounds it.
 //!
-//! The queue is paused at three quarters of `max_queued_messages`, so what is already in
-//! flight from the paused publishers still fits; it resumes at one quarter. A pause never
-//! lasts longer than `THROTTLE_MAX_MS`: a subscriber that stops acknowledging altogether
-//! must not stall its publishers forever (past that, the queue bound and its counted drops
-//! apply as before). And one subscriber holds publishers back for at most
-//! `SLOW_CONSUMER_MS` per congestion episode, so a single slow consumer cannot stall a
-//! fan-out to every other subscriber. Offline sessions never pause anyone. Publishers on
-//! other shards are paused through `ShardMsg::Throttle`, so this holds across shards.
+//! The queue pauses its publishers at three quarters of `max_queued_messages` (what is
+//! already in flight from them still fits under the bound) and resumes them at one quarter.
+//! While it stays high a timer renews the pauses every `RENEW_MS`; a publisher whose pause
+//! is not renewed resumes `THROTTLE_MAX_MS` after the last renewal, so a lost resume never
+//! stalls it for good. A subscriber that keeps publishers paused and makes no progress (no
+//! acknowledgement, no byte taken by its socket) for `stuck_timeout_ms` is disconnected with
+//! 0x97 and its session goes offline (offline sessions pause no one), so one dead client
+//! cannot stall a topic forever. Publishers on other shards are paused through
+//! `ShardMsg::Throttle`. A connection whose acknowledgements wait on other shards is also
+//! held once `receive_maximum` of them wait (a v3 client has no Receive Maximum to obey).
 
-use super::{IoEvent, Shard, TimerEvent};
+use super::{IoEvent, Notice, Shard, TimerEvent};
 use crate::ids::{ConnId, SessionKey, ShardId};
 use crate::shard_msg::ShardMsg;
+use ahash::AHashSet;
 
-/// Longest a publisher stays paused by one congested subscriber.
+/// Longest a publisher stays paused after the last renewal of its pause.
 pub const THROTTLE_MAX_MS: u64 = 1_000;
 
-/// How long one subscriber may keep holding publishers back in one congestion episode. Past
-/// it the subscriber counts as a slow consumer: publishers are no longer paused for it (its
-/// queue bound and counted drops apply), so it cannot stall a fan-out to everyone else.
-pub const SLOW_CONSUMER_MS: u64 = 5_000;
+/// How often the pauses of a congested subscriber are renewed and its progress checked.
+const RENEW_MS: u64 = 500;
 
-/// Publishers paused by one congested session: `(shard, conn, last pause sent)`, and when
-/// the congestion began.
-#[derive(Debug, Default)]
+/// Deadline of a pause that only the connection's own acknowledgements end.
+const HELD_FOR_ACKS: u64 = u64::MAX;
+
+/// Publishers paused by one congested session, and its progress.
+#[derive(Debug)]
 pub(super) struct Waiters {
-    since_ms: u64,
-    list: Vec<(ShardId, ConnId, u64)>,
+    /// Last check at which the subscriber had made progress.
+    progress_ms: u64,
+    /// Progress seen since the last check (set on the ack and write paths).
+    progressed: bool,
+    list: AHashSet<(ShardId, ConnId)>,
 }
 
 impl Shard {
-    fn high_watermark(&self) -> usize {
+    pub(super) fn high_watermark(&self) -> usize {
         (self.cfg.max_queued_messages * 3 / 4).max(1)
     }
 
     /// A delivery from `origin` was queued for `key`: pause the origin if the queue is high.
-    /// While the queue stays high the pause is renewed every half deadline, so a publisher
-    /// stays paused as long as the congestion lasts (and no longer than the deadline after).
     pub(super) fn note_backlog(
         &mut self,
         now_ms: u64,
@@ -53,37 +59,99 @@ impl Shard {
         if s.conn.is_none() || s.queue_len() < high || s.conn == Some(conn) && shard == self.id {
             return;
         }
+        let fresh = !self.throttled.contains_key(&key);
         let waiters = self.throttled.entry(key).or_insert_with(|| Waiters {
-            since_ms: now_ms,
-            list: Vec::new(),
+            progress_ms: now_ms,
+            progressed: false,
+            list: AHashSet::new(),
         });
-        if now_ms >= waiters.since_ms + SLOW_CONSUMER_MS {
-            return; // a slow consumer: stop holding publishers back for it
+        // A remote publisher already asked to pause may still have messages on the way;
+        // a local one delivering again was resumed by its deadline and is paused again.
+        if !waiters.list.insert((shard, conn)) && shard != self.id {
+            return;
         }
-        let waiters = &mut waiters.list;
-        match waiters.iter_mut().find(|w| w.0 == shard && w.1 == conn) {
-            Some(w) if now_ms < w.2 + THROTTLE_MAX_MS / 2 => return,
-            Some(w) => w.2 = now_ms,
-            None => waiters.push((shard, conn, now_ms)),
+        if fresh {
+            self.timers
+                .insert(now_ms + RENEW_MS, TimerEvent::Congestion(key));
         }
         self.set_throttle(now_ms, shard, conn, true);
     }
 
-    /// Resumes the publishers waiting on `key` once its queue is low again (or it is gone).
-    pub(super) fn release_waiters(&mut self, now_ms: u64, key: SessionKey) {
+    /// The subscriber of `key` acknowledged something or its socket took bytes.
+    pub(super) fn note_progress(&mut self, key: SessionKey) {
+        if let Some(w) = self.throttled.get_mut(&key) {
+            w.progressed = true;
+        }
+    }
+
+    /// Resumes the publishers waiting on `key` once its queue is low again (or it is gone
+    /// or offline). True when they were resumed.
+    pub(super) fn release_waiters(&mut self, now_ms: u64, key: SessionKey) -> bool {
         if !self.throttled.contains_key(&key) {
-            return;
+            return false;
         }
         let low = self.cfg.max_queued_messages / 4;
         let drained = self
             .sessions
             .get(key.slot, key.gen)
             .is_none_or(|s| s.conn.is_none() || s.queue_len() <= low);
-        if drained {
-            for (shard, conn, _) in self.throttled.remove(&key).unwrap_or_default().list {
-                self.set_throttle(now_ms, shard, conn, false);
-            }
+        if !drained {
+            return false;
         }
+        let list = self
+            .throttled
+            .remove(&key)
+            .map(|w| w.list)
+            .unwrap_or_default();
+        for (shard, conn) in list {
+            self.set_throttle(now_ms, shard, conn, false);
+        }
+        true
+    }
+
+    /// The renewal timer of a congested session: resume its publishers if it drained,
+    /// disconnect it if it made no progress for `stuck_timeout_ms`, else renew the pauses.
+    pub(super) fn congestion_check(&mut self, now_ms: u64, key: SessionKey) {
+        if self.release_waiters(now_ms, key) {
+            return;
+        }
+        let stuck_after = self.cfg.stuck_timeout_ms;
+        let Some(w) = self.throttled.get_mut(&key) else {
+            return;
+        };
+        if std::mem::take(&mut w.progressed) {
+            w.progress_ms = now_ms;
+        }
+        if now_ms.saturating_sub(w.progress_ms) >= stuck_after {
+            return self.disconnect_stuck(now_ms, key);
+        }
+        let list: Vec<_> = w.list.iter().copied().collect();
+        for (shard, conn) in list {
+            self.set_throttle(now_ms, shard, conn, true);
+        }
+        self.timers
+            .insert(now_ms + RENEW_MS, TimerEvent::Congestion(key));
+    }
+
+    /// Closes the connection of a subscriber that held publishers back without progress.
+    fn disconnect_stuck(&mut self, now_ms: u64, key: SessionKey) {
+        let Some(s) = self.sessions.get(key.slot, key.gen) else {
+            return;
+        };
+        let Some(conn) = s.conn else { return };
+        self.stats.stuck_disconnects += 1;
+        self.notices.push(Notice::StuckSubscriber {
+            client_id: s.client_id.clone(),
+            queued: s.queue_len(),
+            inflight: s.inflight_len(),
+            idle_ms: self.cfg.stuck_timeout_ms,
+        });
+        let mut d = codec::Disconnect::new(codec::ReasonCode::QuotaExceeded);
+        d.properties.reason_string = Some(codec::ByteStr::from_static(
+            "no progress while publishers waited on a full queue (limits.stuck_timeout)",
+        ));
+        self.close_conn_with(now_ms, conn, true, Some(d));
+        self.release_waiters(now_ms, key);
     }
 
     fn set_throttle(&mut self, now_ms: u64, shard: ShardId, conn: ConnId, pause: bool) {
@@ -96,36 +164,73 @@ impl Shard {
 
     /// Pauses (or extends the pause of) or resumes one of this shard's connections.
     pub(super) fn throttle_conn(&mut self, now_ms: u64, conn: ConnId, pause: bool) {
+        self.set_paused(now_ms, conn, pause.then_some(now_ms + THROTTLE_MAX_MS));
+    }
+
+    /// `Some(deadline)` pauses `conn` until then (extending an earlier pause, never
+    /// shortening one held for acknowledgements); `None` resumes it.
+    fn set_paused(&mut self, now_ms: u64, conn: ConnId, until: Option<u64>) {
         if self.conns.get(conn.slot, conn.gen).is_none() {
             self.paused.remove(&conn);
             return;
         }
-        let deadline = now_ms + THROTTLE_MAX_MS;
-        if pause {
-            if self.paused.insert(conn, deadline).is_none() {
-                self.stats.publisher_pauses += 1;
-                self.events.push(IoEvent::Pause(conn));
-                self.timers
-                    .insert(deadline, TimerEvent::ThrottleDeadline(conn));
+        match until {
+            Some(deadline) => match self.paused.get_mut(&conn) {
+                Some(d) => *d = (*d).max(deadline),
+                None => {
+                    self.paused.insert(conn, deadline);
+                    self.stats.publisher_pauses += 1;
+                    self.events.push(IoEvent::Pause(conn));
+                    if deadline != HELD_FOR_ACKS {
+                        self.timers
+                            .insert(deadline, TimerEvent::ThrottleDeadline(conn));
+                    }
+                }
+            },
+            None => {
+                if self.paused.remove(&conn).is_some() {
+                    // A fresh keepalive window: the client was silent because we did not read it.
+                    if let Some(c) = self.conns.get_mut(conn.slot, conn.gen) {
+                        c.last_rx_ms = c.last_rx_ms.max(now_ms);
+                    }
+                    self.events.push(IoEvent::Resume(conn));
+                }
             }
-        } else if self.paused.remove(&conn).is_some() {
-            // A fresh keepalive window: the client was silent because we did not read it.
-            if let Some(c) = self.conns.get_mut(conn.slot, conn.gen) {
-                c.last_rx_ms = c.last_rx_ms.max(now_ms);
-            }
-            self.events.push(IoEvent::Resume(conn));
+        }
+    }
+
+    /// Holds `conn` (stops reading it) while too many of its acknowledgements wait on
+    /// other shards, and lets it go once half of them left.
+    pub(super) fn hold_for_acks(&mut self, now_ms: u64, conn: ConnId, waiting: usize) {
+        let max = usize::from(self.cfg.receive_maximum).max(1);
+        if waiting < max && self.paused.is_empty() {
+            return;
+        }
+        let held = self.paused.get(&conn) == Some(&HELD_FOR_ACKS);
+        if waiting >= max && !held {
+            // Also when a subscriber paused it already: the longer pause wins.
+            self.set_paused(now_ms, conn, Some(HELD_FOR_ACKS));
+        } else if held && waiting <= max / 2 {
+            self.set_paused(now_ms, conn, None);
         }
     }
 
     /// The pause deadline of `conn` came: resume it, unless the pause was renewed since.
     pub(super) fn throttle_deadline(&mut self, now_ms: u64, conn: ConnId) {
         match self.paused.get(&conn).copied() {
+            Some(HELD_FOR_ACKS) => {}
             Some(deadline) if deadline > now_ms => {
                 self.timers
                     .insert(deadline, TimerEvent::ThrottleDeadline(conn));
             }
-            Some(_) => self.throttle_conn(now_ms, conn, false),
+            Some(_) => self.set_paused(now_ms, conn, None),
             None => {}
         }
+    }
+
+    /// Whether the broker must stop reading `conn` now (checked after each packet, so a
+    /// pause takes effect at packet granularity).
+    pub fn is_paused(&self, conn: ConnId) -> bool {
+        !self.paused.is_empty() && self.paused.contains_key(&conn)
     }
 }

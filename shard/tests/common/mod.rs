@@ -28,6 +28,9 @@ pub struct Client {
     pub paused: bool,
     /// How many times it was paused.
     pub pauses: u32,
+    /// Packets sent while the broker did not read this client, as the kernel would hold
+    /// them: handed to the shard in order once it resumes the connection.
+    pub unread: VecDeque<Packet>,
 }
 
 enum Kind {
@@ -69,6 +72,7 @@ impl World {
             largest_frame: 0,
             paused: false,
             pauses: 0,
+            unread: VecDeque::new(),
         });
         let c = self.clients.len() - 1;
         self.send(c, Packet::Connect(Box::new(connect)));
@@ -91,6 +95,7 @@ impl World {
         cl.closed = false;
         cl.inbox.clear();
         cl.rx.clear();
+        cl.unread.clear();
         self.send(c, Packet::Connect(Box::new(connect)));
     }
 
@@ -99,12 +104,24 @@ impl World {
         self.settle();
     }
 
-    /// Hands `p` to `c`'s shard without running the mesh or the I/O events afterwards.
+    /// Hands `p` to `c`'s shard without running the mesh or the I/O events afterwards; while
+    /// the shard has the connection paused (checked per packet, as the broker does) it
+    /// waits in `unread`.
     pub fn send_unsettled(&mut self, c: C, p: Packet) {
-        let cl = &self.clients[c];
+        let cl = &mut self.clients[c];
         let Some(conn) = cl.conn else {
             panic!("client {c} has no connection")
         };
+        if self.shards[cl.shard].is_paused(conn) || !cl.unread.is_empty() {
+            cl.unread.push_back(p);
+            return;
+        }
+        self.hand_to_shard(c, p);
+    }
+
+    fn hand_to_shard(&mut self, c: C, p: Packet) {
+        let cl = &self.clients[c];
+        let Some(conn) = cl.conn else { return };
         let mut buf = BytesMut::new();
         encode(&p, cl.version, &mut buf).expect("test packet encodes");
         let (limits, version) = self.shards[cl.shard]
@@ -154,6 +171,7 @@ impl World {
                 moved = true;
                 self.shards[to.index()].handle_shard_msg(self.now, from, m);
             }
+            let mut resumed = Vec::new();
             for i in 0..self.shards.len() {
                 let mut evs = Vec::new();
                 self.shards[i].take_events(&mut evs);
@@ -166,7 +184,7 @@ impl World {
                     };
                     match ev {
                         IoEvent::Flush(conn) => {
-                            if let Some(out) = self.shards[i].conn_output(conn) {
+                            if let Some(out) = self.shards[i].conn_output(self.now, conn) {
                                 self.deliver_bytes(i, conn, &out.into_contiguous(), false);
                             }
                         }
@@ -181,8 +199,28 @@ impl World {
                                 cl.paused = paused;
                                 cl.pauses += paused as u32;
                             }
+                            if !paused {
+                                resumed.push((i, conn));
+                            }
                         }
                     }
+                }
+            }
+            for (shard, conn) in resumed {
+                let Some(c) = self
+                    .clients
+                    .iter()
+                    .position(|c| c.shard == shard && c.conn == Some(conn))
+                else {
+                    continue;
+                };
+                // Resumed: what the client sent meanwhile is read now, until paused again.
+                while !self.shards[shard].is_paused(conn) {
+                    let Some(p) = self.clients[c].unread.pop_front() else {
+                        break;
+                    };
+                    moved = true;
+                    self.hand_to_shard(c, p);
                 }
             }
             if !moved {
