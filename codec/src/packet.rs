@@ -203,6 +203,21 @@ pub struct PublishProperties {
 }
 
 impl PublishProperties {
+    /// Replaces every string and byte field by an exact-size copy that shares no buffer:
+    /// decoded fields are slices of the read buffer and would keep all of it alive.
+    pub fn detach(&mut self) {
+        let own = |s: &mut ByteStr| *s = ByteStr::from(s.as_str());
+        self.response_topic.as_mut().map(own);
+        self.content_type.as_mut().map(own);
+        if let Some(d) = self.correlation_data.as_mut() {
+            *d = Bytes::copy_from_slice(d);
+        }
+        for (k, v) in &mut self.user_properties {
+            own(k);
+            own(v);
+        }
+    }
+
     /// True when no property is set (the common case; encodes as a single 0 byte in v5).
     pub fn is_empty(&self) -> bool {
         *self == PublishProperties::default()

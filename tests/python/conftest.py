@@ -117,7 +117,7 @@ def to_mosquitto_conf(port: int, config: dict) -> str:
 class Broker:
     """One running broker process listening on 127.0.0.1:port."""
 
-    def __init__(self, workdir: Path, shards: int, config: dict):
+    def __init__(self, workdir: Path, shards: int, config: dict, wrap=()):
         self.host, self.port, self.shards = "127.0.0.1", free_port(), shards
         self.kind = BROKER_KIND
         self.stdout_path = workdir / f"broker-{self.port}.out"
@@ -136,7 +136,8 @@ class Broker:
                 conf = workdir / f"ringmq-{self.port}.toml"
                 conf.write_text(to_toml(config))
                 cmd += ["--config", str(conf)]
-        self.cmd = cmd
+        self.cmd = list(wrap) + cmd
+        cmd = self.cmd
         self._out = open(self.stdout_path, "wb")
         self._err = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(cmd, stdout=self._out, stderr=self._err,
@@ -201,8 +202,9 @@ def broker(tmp_path):
     """
     started = []
 
-    def start(shards: int = 1, config: dict = None) -> Broker:
-        b = Broker(tmp_path, shards, config or {})
+    def start(shards: int = 1, config: dict = None, wrap=()) -> Broker:
+        """`wrap`: a command prefix, e.g. ("prlimit", "--nofile=100") for a low fd limit."""
+        b = Broker(tmp_path, shards, config or {}, wrap)
         started.append(b)
         return b
 

@@ -94,8 +94,17 @@ fn accept_batch(ctx: &Rc<Ctx>, i: usize) {
             }
             Ok(Some(fd)) => add(ctx, fd, None),
             Err(e) => {
-                // EMFILE and friends: retry from the timer tick instead of spinning.
-                tracing::warn!("accept failed: {e}");
+                let now = now_ms();
+                if super::shed::Shed::is_shortage(&e) && ctx.shed.release_spare(now) {
+                    // Out of descriptors: accept with the spare one and close at once.
+                    drop(super::listener::accept(l));
+                    ctx.shed.shed(now, ctx.id.0, &e);
+                    continue;
+                }
+                // Nothing to shed with, or another error: counted, and retried from the
+                // timer tick after `shed::RETRY_MS`, never in a loop.
+                ctx.shed.shed(now, ctx.id.0, &e);
+                ctx.shed.retry_at_ms.set(now + super::shed::RETRY_MS);
                 ctx.accept_pending.set(true);
                 return;
             }
@@ -112,7 +121,8 @@ pub async fn poller(ctx: Rc<Ctx>) {
     let mut idle_passes = 0u32;
     futures_lite::future::poll_fn(|cx| {
         ctx.readiness.harvest(&mut harvested);
-        if ctx.accept_pending.replace(false) {
+        if ctx.accept_pending.get() && now_ms() >= ctx.shed.retry_at_ms.get() {
+            ctx.accept_pending.set(false);
             accept_all(&ctx);
         }
         for r in harvested.drain(..) {

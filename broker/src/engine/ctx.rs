@@ -73,6 +73,8 @@ pub struct Ctx {
     flush_pending: Cell<bool>,
     /// Connections closed at accept because the shard was full.
     pub refused: Cell<u64>,
+    /// Accept failures for lack of descriptors: shedding, counting, rate-limited logging.
+    pub shed: super::shed::Shed,
     /// Sockets being closed cleanly (last bytes out, input discarded until the peer closes).
     pub linger: RefCell<super::linger::Linger>,
 }
@@ -105,6 +107,7 @@ impl Ctx {
             flush_kick,
             flush_pending: Cell::new(false),
             refused: Cell::new(0),
+            shed: super::shed::Shed::new(),
             linger: RefCell::new(Default::default()),
         }
     }

@@ -164,12 +164,12 @@ pub async fn shard_main(start: ShardStart) {
             ticks = ticks.wrapping_add(1);
             if ticks.is_multiple_of(COLLECT_EVERY) {
                 let shard = tctx.shard.borrow();
-                sys.write(
-                    tctx.id.index(),
-                    &shard,
-                    tctx.bytes_received.get(),
-                    tctx.refused.get(),
-                );
+                let engine = super::sys::EngineCounts {
+                    bytes_received: tctx.bytes_received.get(),
+                    refused: tctx.refused.get() + tctx.shed.failures.get(),
+                    mesh_dropped: tctx.mesh.dropped.get(),
+                };
+                sys.write(tctx.id.index(), &shard, engine);
             }
             if tctx.id.0 == 0 && sys_interval > 0 && ticks.is_multiple_of(sys_interval * 20) {
                 publish_sys(&tctx, &sys, &mut max_connected);
@@ -189,7 +189,7 @@ pub async fn shard_main(start: ShardStart) {
                 stop.done();
                 continue;
             }
-            if tctx.accept_pending.get() {
+            if tctx.accept_pending.get() && now_ms() >= tctx.shed.retry_at_ms.get() {
                 wake_poller();
             }
             tctx.shard.borrow_mut().handle_timeout(now_ms());

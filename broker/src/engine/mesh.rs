@@ -3,7 +3,10 @@
 //! `MeshMsg` is what glommio's channel mesh (SPSC rings between executors) carries: a batch
 //! of `ShardMsg`s, or a socket handed to its client's home shard. `MeshOut` keeps the order
 //! per destination: it tries a non-blocking send only when nothing is queued or in flight
-//! for that destination, and otherwise queues behind a per-destination sender task.
+//! for that destination, and otherwise queues behind a per-destination sender task. A send
+//! that fails for good (the destination's ring closed, which only happens as the process
+//! stops) discards its batch counted (`MeshOut::dropped`, logged once) and closes the socket
+//! of a hand-off inside it, so nothing is lost uncounted and no descriptor leaks.
 
 use bytes::BytesMut;
 use codec::Connect;
@@ -45,6 +48,39 @@ pub struct MeshOut {
     lanes: Vec<Rc<Lane>>,
     /// Connection slots whose reads wait for the backlog to drain.
     parked: Rc<RefCell<Vec<u32>>>,
+    /// Shard messages and hand-offs discarded because their send failed for good.
+    pub dropped: Rc<Cell<u64>>,
+}
+
+/// Discards a message whose send failed for good: counts what it held, closes the socket
+/// of a hand-off, says so in the log once.
+fn discard(dropped: &Cell<u64>, to: usize, msg: Option<MeshMsg>, why: &dyn std::fmt::Display) {
+    let n = match msg {
+        Some(MeshMsg::Batch(b)) => b.len() as u64,
+        Some(MeshMsg::Handoff { fd, .. }) => {
+            // SAFETY: the hand-off owned this descriptor and nobody else will close it.
+            unsafe { libc::close(fd) };
+            1
+        }
+        None => 1,
+    };
+    if dropped.get() == 0 {
+        tracing::error!(
+            to,
+            "mesh send failed: {why}; {n} message(s) discarded (counted, logged once)"
+        );
+    }
+    dropped.set(dropped.get() + n);
+}
+
+/// The message a failed send hands back, when it does.
+fn returned(e: GlommioError<MeshMsg>) -> (Option<MeshMsg>, String) {
+    let why = e.to_string();
+    match e {
+        GlommioError::Closed(glommio::ResourceType::Channel(m))
+        | GlommioError::WouldBlock(glommio::ResourceType::Channel(m)) => (Some(m), why),
+        _ => (None, why),
+    }
 }
 
 impl MeshOut {
@@ -61,6 +97,7 @@ impl MeshOut {
             senders: Rc::new(senders),
             lanes,
             parked: Rc::new(RefCell::new(Vec::new())),
+            dropped: Rc::new(Cell::new(0)),
         }
     }
 
@@ -88,8 +125,8 @@ impl MeshOut {
                     lane.backlog.borrow_mut().push_back(m);
                 }
                 Err(e) => {
-                    tracing::error!(to = to.0, "mesh send failed: {e}");
-                    return;
+                    let (m, why) = returned(e);
+                    return discard(&self.dropped, to.index(), m, &why);
                 }
             }
         } else {
@@ -102,12 +139,19 @@ impl MeshOut {
         let lanes = self.lanes.clone();
         let parked = self.parked.clone();
         let senders = self.senders.clone();
+        let dropped = self.dropped.clone();
         let idx = to.index();
         glommio::spawn_local(async move {
             loop {
                 let next = lane.backlog.borrow_mut().pop_front();
                 let Some(m) = next else { break };
-                if senders.send_to(idx, m).await.is_err() {
+                if let Err(e) = senders.send_to(idx, m).await {
+                    let (m, why) = returned(e);
+                    discard(&dropped, idx, m, &why);
+                    let rest: Vec<_> = lane.backlog.borrow_mut().drain(..).collect();
+                    for m in rest {
+                        discard(&dropped, idx, Some(m), &why);
+                    }
                     break;
                 }
                 let drained = lanes
@@ -125,5 +169,41 @@ impl MeshOut {
             }
         })
         .detach();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::IntoRawFd;
+
+    #[test]
+    fn a_discarded_batch_is_counted_and_a_discarded_handoff_closes_its_socket() {
+        let dropped = Cell::new(0);
+        let batch = MeshMsg::Batch(vec![ShardMsg::RouteAck { token: 1 }; 3]);
+        discard(&dropped, 1, Some(batch), &"closed");
+        assert_eq!(dropped.get(), 3);
+        let (a, _b) = std::os::unix::net::UnixStream::pair().expect("socketpair");
+        let fd = a.into_raw_fd();
+        let connect = Box::new(Connect {
+            protocol: codec::ProtocolVersion::V3_1_1,
+            clean_start: true,
+            keep_alive: 0,
+            client_id: codec::ByteStr::from("c"),
+            will: None,
+            username: None,
+            password: None,
+            properties: Default::default(),
+        });
+        let handoff = MeshMsg::Handoff {
+            fd,
+            connect,
+            leftover: BytesMut::new(),
+        };
+        discard(&dropped, 1, Some(handoff), &"closed");
+        assert_eq!(dropped.get(), 4);
+        // SAFETY: probing a descriptor number; F_GETFD has no side effects.
+        let rc = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+        assert_eq!(rc, -1, "the hand-off's socket was closed");
     }
 }

@@ -10,6 +10,7 @@ mod linger;
 mod listener;
 mod mesh;
 mod readiness;
+mod shed;
 mod sys;
 mod waker;
 

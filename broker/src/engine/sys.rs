@@ -23,6 +23,7 @@ pub struct Row {
     publisher_pauses: AtomicU64,
     stuck_disconnects: AtomicU64,
     retained_refused: AtomicU64,
+    mesh_dropped: AtomicU64,
     bytes_received: AtomicU64,
     bytes_sent: AtomicU64,
     refused: AtomicU64,
@@ -43,6 +44,8 @@ pub struct Totals {
     pub publisher_pauses: u64,
     pub stuck_disconnects: u64,
     pub retained_refused: u64,
+    /// Cross-shard messages discarded because their send failed for good.
+    pub mesh_dropped: u64,
     pub bytes_received: u64,
     pub bytes_sent: u64,
     pub refused: u64,
@@ -63,10 +66,20 @@ impl std::ops::AddAssign for Totals {
         self.publisher_pauses += o.publisher_pauses;
         self.stuck_disconnects += o.stuck_disconnects;
         self.retained_refused += o.retained_refused;
+        self.mesh_dropped += o.mesh_dropped;
         self.bytes_received += o.bytes_received;
         self.bytes_sent += o.bytes_sent;
         self.refused += o.refused;
     }
+}
+
+/// What the engine (not the shard) counts, for one shard's row.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct EngineCounts {
+    pub bytes_received: u64,
+    /// Connections closed at accept (`limits.max_connections`, or out of descriptors).
+    pub refused: u64,
+    pub mesh_dropped: u64,
 }
 
 /// The table of every shard's row.
@@ -78,8 +91,13 @@ impl SysTable {
         SysTable(Arc::new((0..nr).map(|_| Row::default()).collect()))
     }
 
-    /// Writes shard `id`'s row.
-    pub fn write(&self, id: usize, shard: &Shard, bytes_received: u64, refused: u64) {
+    /// Writes shard `id`'s row: the shard's own counters and the engine's.
+    pub fn write(&self, id: usize, shard: &Shard, engine: EngineCounts) {
+        let EngineCounts {
+            bytes_received,
+            refused,
+            mesh_dropped,
+        } = engine;
         let Some(r) = self.0.get(id) else { return };
         let s: ShardStats = shard.stats();
         r.connections.store(s.connections, Relaxed);
@@ -96,6 +114,7 @@ impl SysTable {
         r.publisher_pauses.store(s.publisher_pauses, Relaxed);
         r.stuck_disconnects.store(s.stuck_disconnects, Relaxed);
         r.retained_refused.store(s.retained_refused, Relaxed);
+        r.mesh_dropped.store(mesh_dropped, Relaxed);
         r.bytes_received.store(bytes_received, Relaxed);
         r.bytes_sent.store(s.bytes_sent, Relaxed);
         r.refused.store(refused, Relaxed);
@@ -117,6 +136,7 @@ impl SysTable {
                 publisher_pauses: r.publisher_pauses.load(Relaxed),
                 stuck_disconnects: r.stuck_disconnects.load(Relaxed),
                 retained_refused: r.retained_refused.load(Relaxed),
+                mesh_dropped: r.mesh_dropped.load(Relaxed),
                 bytes_received: r.bytes_received.load(Relaxed),
                 bytes_sent: r.bytes_sent.load(Relaxed),
                 refused: r.refused.load(Relaxed),
@@ -195,6 +215,10 @@ pub fn topics(
             t.drops[r as usize].to_string(),
         ));
     }
+    v.push((
+        "$SYS/broker/messages/dropped/mesh".into(),
+        t.mesh_dropped.to_string(),
+    ));
     v.push((
         "$SYS/broker/publishers/paused".into(),
         t.publisher_pauses.to_string(),
@@ -278,16 +302,30 @@ mod tests {
     fn totals_sum_rows_and_topics_carry_them() {
         let t = SysTable::new(2);
         let s = Shard::new(shard::ShardId(0), 2, Default::default());
-        t.write(0, &s, 100, 1);
-        t.write(1, &s, 50, 2);
+        let engine = |bytes_received, refused, mesh_dropped| EngineCounts {
+            bytes_received,
+            refused,
+            mesh_dropped,
+        };
+        t.write(0, &s, engine(100, 1, 0));
+        t.write(1, &s, engine(50, 2, 4));
         let tot = t.totals();
         assert_eq!(tot.bytes_received, 150);
         assert_eq!(tot.refused, 3);
+        assert_eq!(tot.mesh_dropped, 4);
         let topics = topics(&tot, &t.per_shard_connections(), 7, 9);
         let get = |k: &str| topics.iter().find(|(t, _)| t == k).map(|(_, v)| v.clone());
         assert_eq!(get("$SYS/broker/uptime").as_deref(), Some("7 seconds"));
         assert_eq!(get("$SYS/broker/bytes/received").as_deref(), Some("150"));
         assert_eq!(get("$SYS/broker/clients/maximum").as_deref(), Some("9"));
+        assert_eq!(
+            get("$SYS/broker/messages/dropped/mesh").as_deref(),
+            Some("4")
+        );
+        for r in DropReason::ALL {
+            let topic = format!("$SYS/broker/messages/dropped/{}", r.name());
+            assert_eq!(get(&topic).as_deref(), Some("0"), "{topic}");
+        }
         assert_eq!(
             get("$SYS/broker/shards/1/clients/connected").as_deref(),
             Some("0")

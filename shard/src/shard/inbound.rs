@@ -167,10 +167,18 @@ impl Shard {
             let publisher = self.publisher_id(key);
             let mut props = p.properties;
             let expires_at_ms = self.expiry_deadline(now_ms, props.message_expiry_interval);
-            props.subscription_identifiers.clear();
+            let (mut topic, mut payload) = (p.topic, p.payload);
+            if p.qos != QoS::AtMostOnce || p.retain {
+                // It may outlive this read (retained store, a queue): exact-size copies, as a
+                // slice would keep the whole read buffer alive (a 64-byte retained message
+                // pinned ~33 KB of RSS).
+                topic = codec::ByteStr::from(topic.as_str());
+                payload = bytes::Bytes::copy_from_slice(&payload);
+                props.detach();
+            }
             let msg = Arc::new(Message {
-                topic: p.topic,
-                payload: p.payload,
+                topic,
+                payload,
                 qos: p.qos,
                 retain: p.retain,
                 properties: (!props.is_empty()).then(|| Box::new(props)),
