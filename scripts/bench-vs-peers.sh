@@ -18,6 +18,10 @@
 # p2p measures the most a broker moves (each pair's subscriber keeps up, so nothing queues
 # but the window); the others offer a fixed load, since a closed loop into one slow consumer
 # only measures how much a broker acknowledges and then drops.
+#   fanin-w16, fanin1000-w16, fanin-q2-w16: closed-loop fan-in with 16 unacknowledged
+#           messages per publisher and 64-byte payloads (100 -> 1 QoS 1, 1000 -> 1 QoS 1,
+#           100 -> 1 QoS 2): the load under which a broker either pushes back on publishers
+#           or acknowledges messages and then drops them (shown as lost)
 #   idle    15,000 idle connections: broker RSS per connection and connect rate (million.sh)
 set -euo pipefail
 
@@ -31,7 +35,8 @@ Usage: $(basename "$0") [--broker NAME='START COMMAND with {port}']... [--no-rin
                         [--duration SECS] [--scenarios LIST] [--port PORT] [--record] [--help]
 
   --broker NAME=CMD  another broker; {port} is replaced by the port, {ncpus} by the number of
-                     broker CPUs. CMD must stay in the foreground. Repeatable.
+                     broker CPUs, {conf:FILE} by a copy of FILE with its {port} replaced.
+                     CMD must stay in the foreground. Repeatable.
   --no-ringmq        leave ringmq out (it is skipped anyway when its binary is absent or
                      fails to start)
   --no-mosquitto     leave Mosquitto out
@@ -39,8 +44,10 @@ Usage: $(basename "$0") [--broker NAME='START COMMAND with {port}']... [--no-rin
   --harness-cpus L   CPUs for ringmq-bench (default: every other CPU)
   --duration S       seconds of publishing per scenario (default 10)
   --scenarios L      comma-separated subset of p2p,p2p-w20,fanin,fanout,shared,fanin-max,fanout-max,
-                     shared-max,idle (default all)
-  --port P           broker port (default 18840)
+                     shared-max,fanin-w16,fanin1000-w16,fanin-q2-w16,idle (default all)
+  --port P           first broker port (default 18840); each broker start takes the next
+                     one, so sockets in TIME_WAIT from the previous run never block a bind
+  --bench-args A     extra ringmq-bench arguments for every scenario, e.g. "-V 5"
   --record           append the table to docs/benchmarks.md (BENCHMARKS_MD= overrides the path)
 
 Environment: RINGMQ (broker binary), BENCH (ringmq-bench binary); default target/release/.
@@ -53,9 +60,10 @@ WANT_MOSQUITTO=1
 BROKER_CPUS=0
 HARNESS_CPUS=""
 DURATION=10
-SCENARIOS="p2p,p2p-w20,fanin,fanout,shared,fanin-max,fanout-max,shared-max,idle"
+SCENARIOS="p2p,p2p-w20,fanin,fanout,shared,fanin-max,fanout-max,shared-max,fanin-w16,fanin1000-w16,fanin-q2-w16,idle"
 PORT=18840
 RECORD=0
+BENCH_ARGS=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --broker) BROKERS+=("$2"); shift ;;
@@ -68,6 +76,7 @@ while [ $# -gt 0 ]; do
     --scenarios) SCENARIOS=$2; shift ;;
     --port) PORT=$2; shift ;;
     --record) RECORD=1 ;;
+    --bench-args) BENCH_ARGS=$2; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "bench-vs-peers.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
   esac
@@ -134,6 +143,7 @@ for b in "${BROKERS[@]}"; do
 done
 [ ${#LIST[@]} -gt 0 ] || { echo "bench-vs-peers.sh: no broker to run" >&2; exit 1; }
 
+PORT_BASE=$PORT
 TMP=$(mktemp -d /tmp/bench-vs-peers.XXXXXX)
 BPID=""
 stop_broker() {
@@ -148,7 +158,13 @@ stop_broker() {
 trap 'stop_broker; rm -rf "$TMP"' EXIT
 
 expand_cmd() { # command -> runnable command line
-  local cmd=$1
+  local cmd=$1 src dst
+  while [[ $cmd =~ \{conf:([^}]*)\} ]]; do
+    src=${BASH_REMATCH[1]}
+    dst="$TMP/$PORT-$(basename "$src")"
+    sed "s/{port}/$PORT/g" "$src" >"$dst"
+    cmd=${cmd/"${BASH_REMATCH[0]}"/$dst}
+  done
   if [ "$cmd" = mosquitto ]; then
     printf 'listener %s 127.0.0.1\nallow_anonymous true\nmax_connections -1\n' "$PORT" >"$TMP/mosquitto.conf"
     cmd="$(command -v mosquitto || echo /usr/sbin/mosquitto) -c $TMP/mosquitto.conf"
@@ -159,8 +175,12 @@ expand_cmd() { # command -> runnable command line
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; }
 
+RUN=0
+next_port() { PORT=$((PORT_BASE + RUN)); RUN=$((RUN + 1)); }
+
 start_broker() { # name command -> 0 when listening
   local name=$1 cmd
+  next_port
   cmd=$(expand_cmd "$2")
   # A broker's sockets can outlive its process briefly (io_uring tears its files down
   # asynchronously), so give the previous one a moment before calling the port taken.
@@ -192,6 +212,9 @@ scenario_args() {
     fanin-max) echo "fanin -c 100 -q 1 -I 0 --inflight 2 -R 5000" ;;
     fanout-max) echo "fanout -c 1000 -q 0 -I 0 -R 5000" ;;
     shared-max) echo "shared -c 1000 --subs 5 -q 1 -I 0 --inflight 1 -R 5000" ;;
+    fanin-w16) echo "fanin -c 100 -q 1 -I 0 --inflight 16 -s 64 -R 5000" ;;
+    fanin1000-w16) echo "fanin -c 1000 -q 1 -I 0 --inflight 16 -s 64 -R 5000" ;;
+    fanin-q2-w16) echo "fanin -c 100 -q 2 -I 0 --inflight 16 -s 64 -R 5000" ;;
   esac
 }
 
@@ -202,6 +225,7 @@ for entry in "${LIST[@]}"; do
   ok=1
   for sc in ${SCENARIOS//,/ }; do
     if [ "$sc" = idle ]; then
+      next_port
       say "$name: idle 15000 (million.sh)"
       if "$ROOT/scripts/million.sh" -n 15000 -r 5000 --hold 3 --port "$PORT" --no-check --kv \
           --name "$name" --cpus "$BROKER_CPUS" --broker "$(expand_cmd "$cmd")" >"$TMP/$name.idle.out" 2>"$TMP/$name.idle.err"; then
@@ -213,6 +237,7 @@ for entry in "${LIST[@]}"; do
     fi
     args=$(scenario_args "$sc")
     [ -n "$args" ] || { echo "bench-vs-peers.sh: unknown scenario '$sc'" >&2; exit 2; }
+    args="$args $BENCH_ARGS"
     start_broker "$name" "$cmd" || { ok=0; break; }
     sleep 0.3
     say "$name: $sc ($args --duration $DURATION)"
@@ -240,6 +265,8 @@ titles = {
     'idle': 'idle 15,000 conns',
     'fanin-max': 'fanin QoS1 100->1, closed loop', 'fanout-max': 'fanout QoS0 1->1000, as fast as sent',
     'shared-max': 'shared QoS1 1000->5, closed loop',
+    'fanin-w16': 'fanin QoS1 100->1, window 16, 64 B', 'fanin1000-w16': 'fanin QoS1 1000->1, window 16, 64 B',
+    'fanin-q2-w16': 'fanin QoS2 100->1, window 16, 64 B',
 }
 def load(n, sc):
     if sc == 'idle':
@@ -255,7 +282,8 @@ def metrics(sc, r):
                 ('conn/s', float(r['conn_rate']))]
     m, l = r['messages'], r['latency_us']
     return [('received msg/s', m['receive_rate']), ('latency p50 ms', l['p50'] / 1000),
-            ('latency p99 ms', l['p99'] / 1000), ('lost', m['lost'] or 0)]
+            ('latency p99 ms', l['p99'] / 1000), ('acked', m['acked'] or 0),
+            ('lost', m['lost'] or 0), ('duplicates', m['duplicates'] or 0)]
 def fmt(v):
     if v is None: return '-'
     if isinstance(v, float) and v != int(v) and abs(v) < 100: return f'{v:.2f}'
@@ -271,7 +299,7 @@ for sc in scenarios:
         ratios = []
         for o in others:
             a, b = vals[o], vals[ref]
-            ratios.append(f'{a / b:.3g}x' if a is not None and b and label != 'lost' else '')
+            ratios.append(f'{a / b:.3g}x' if a is not None and b and label not in ('lost', 'acked', 'duplicates') else '')
         rows.append([titles.get(sc, sc) if i == 0 else '', label] + [fmt(vals[n]) for n in names] + ratios)
     for n in names:
         r = load(n, sc)
