@@ -9,6 +9,7 @@
 
 use super::ctx::{now_ms, Ctx, IoSlot};
 use super::flush;
+use super::held::{Held, Next, HELD_MAX};
 use super::mesh::MeshMsg;
 use super::readiness::Ready;
 use super::waker::{any_ready, mark_ready, take_ready};
@@ -51,13 +52,20 @@ pub fn add(ctx: &Rc<Ctx>, fd: OwnedFd, first: Option<(Box<Connect>, BytesMut)>) 
         buf: BytesMut::new(),
         connected: false,
         write_blocked: false,
-        held: false,
+        held: None,
     };
     if let Some((connect, leftover)) = first {
         slot.connected = true;
+        let carried = !leftover.is_empty();
         slot.buf = leftover;
         ctx.insert_io(slot);
         ctx.shard.borrow_mut().handle_connect(now, conn, connect);
+        // Packets that came with the CONNECT: the socket may have nothing more to read, so
+        // no readiness edge would bring them to `process`.
+        if carried && !process(ctx, conn) {
+            ctx.kick();
+            return;
+        }
         ctx.kick();
     } else {
         ctx.insert_io(slot);
@@ -180,7 +188,10 @@ enum ReadOutcome {
 /// Non-blocking read of one socket into the shared buffer, appended to the slot's buffer.
 fn read_once(ctx: &Ctx, slot: u32) -> Option<(ConnId, ReadOutcome)> {
     let mut io = ctx.io.borrow_mut();
-    let s = io.get_mut(slot).filter(|s| !s.paused)?;
+    // A paused connection is still read for its acknowledgements, up to `HELD_MAX`.
+    let s = io
+        .get_mut(slot)
+        .filter(|s| !s.paused || Held::len(&s.held) < HELD_MAX)?;
     let mut scratch = ctx.read_buf.borrow_mut();
     // SAFETY: recv into a live buffer of the stated length, on a socket the slot owns.
     let n = unsafe {
@@ -213,10 +224,7 @@ fn poll_slot(ctx: &Rc<Ctx>, slot: u32) {
     let held = {
         let mut io = ctx.io.borrow_mut();
         match io.get_mut(slot) {
-            Some(s) if s.held && !s.paused => {
-                s.held = false;
-                Some(s.conn)
-            }
+            Some(s) if s.held.is_some() && !s.paused => Some(s.conn),
             _ => None,
         }
     };
@@ -264,29 +272,67 @@ fn release_idle_buf(ctx: &Ctx, slot: u32) {
     }
 }
 
-/// Decodes and handles every complete packet buffered for `conn`, or those before the shard
-/// paused it (the rest stay buffered, `IoSlot::held`). False when the connection is gone
-/// (closed, failed or handed over).
+/// Decodes and handles every complete packet buffered for `conn`. While the shard has the
+/// connection paused, PUBLISHes (and what follows a non-ack packet) are deferred whole into
+/// `IoSlot::held` and only acknowledgements are handled (`held`); deferred packets go first
+/// once it resumes, and stop again at the next pause (packet granularity). False when the
+/// connection is gone (closed, failed or handed over).
 fn process(ctx: &Rc<Ctx>, conn: ConnId) -> bool {
     let now = now_ms();
-    let Some((mut buf, mut connected)) = ({
+    let Some((mut buf, mut held, mut connected)) = ({
         let mut io = ctx.io.borrow_mut();
         io.get_mut(conn.slot)
-            .map(|s| (std::mem::take(&mut s.buf), s.connected))
+            .map(|s| (std::mem::take(&mut s.buf), s.held.take(), s.connected))
     }) else {
         return false;
     };
     let mut shard = ctx.shard.borrow_mut();
-    let alive = loop {
-        if shard.is_paused(conn) {
-            // Back-pressure at packet granularity: nothing more is parsed until resumed.
-            break true;
+    // Deferred packets first, while the connection is not paused.
+    let mut alive = true;
+    if let Some(h) = held.as_mut() {
+        while alive && !shard.is_paused(conn) && !h.bytes.is_empty() {
+            let Some((limits, version)) = shard.decode_params(conn) else {
+                alive = false;
+                break;
+            };
+            match codec::decode(&mut h.bytes, &limits, version) {
+                Ok(Some(p)) => shard.handle_packet(now, conn, p),
+                Ok(None) => break, // whole frames only: cannot happen
+                Err(e) => {
+                    shard.decode_error(now, conn, e);
+                    alive = false;
+                }
+            }
         }
+        if h.bytes.is_empty() {
+            held = None;
+        }
+    }
+    while alive {
         let Some((limits, version)) = shard.decode_params(conn) else {
-            break false;
+            alive = false;
+            break;
         };
+        if shard.is_paused(conn) || held.is_some() {
+            // Back-pressure: PUBLISHes wait, acknowledgements go on.
+            match Held::sort(&mut held, &mut buf, version) {
+                Ok(Next::Incomplete) => break,
+                Ok(Next::Deferred) => {
+                    if Held::len(&held) >= HELD_MAX || !shard.is_paused(conn) {
+                        break;
+                    }
+                    continue;
+                }
+                Ok(Next::Handle) => {}
+                Err(e) => {
+                    shard.decode_error(now, conn, e);
+                    alive = false;
+                    break;
+                }
+            }
+        }
         match codec::decode(&mut buf, &limits, version) {
-            Ok(None) => break true,
+            Ok(None) => break,
             Ok(Some(Packet::Connect(connect))) if !connected => {
                 connected = true;
                 let home = home_shard(&connect.client_id, ctx.nr);
@@ -302,17 +348,17 @@ fn process(ctx: &Rc<Ctx>, conn: ConnId) -> bool {
             Ok(Some(p)) => shard.handle_packet(now, conn, p),
             Err(e) => {
                 shard.decode_error(now, conn, e);
-                break false;
+                alive = false;
             }
         }
-    };
+    }
     let paused = alive && shard.is_paused(conn);
     drop(shard);
     let mut io = ctx.io.borrow_mut();
     match io.get_mut(conn.slot).filter(|s| s.conn == conn) {
         Some(s) => {
-            s.held = paused && !buf.is_empty();
             s.paused |= paused;
+            s.held = held;
             s.buf = buf;
             s.connected = connected;
             alive

@@ -39,9 +39,9 @@ pub struct IoSlot {
     pub write_blocked: bool,
     /// Publisher back-pressure: not read until the shard resumes it.
     pub paused: bool,
-    /// `buf` holds whole packets left unparsed when the shard paused the connection
-    /// (pauses take effect at packet granularity); they are handled first on resume.
-    pub held: bool,
+    /// Packets deferred while the shard paused the connection (PUBLISHes wait, acks do
+    /// not; `held`); handled first on resume. `None` (8 bytes) when there are none.
+    pub held: Option<Box<super::held::Held>>,
 }
 
 pub struct Ctx {

@@ -5,6 +5,7 @@ mod conn;
 mod ctx;
 mod executor;
 mod flush;
+mod held;
 mod iotable;
 mod linger;
 mod listener;

@@ -7,6 +7,8 @@ use codec::*;
 use shard::{home_shard, ConnId, IoEvent, Shard, ShardConfig, ShardId, ShardMsg};
 use std::collections::VecDeque;
 
+pub mod chaos;
+
 pub struct World {
     pub shards: Vec<Shard>,
     pub now: u64,
@@ -106,13 +108,27 @@ impl World {
 
     /// Hands `p` to `c`'s shard without running the mesh or the I/O events afterwards; while
     /// the shard has the connection paused (checked per packet, as the broker does) it
-    /// waits in `unread`.
+    /// waits in `unread`, unless it is an acknowledgement that may overtake the waiting
+    /// PUBLISHes (as the broker's engine handles them: `engine/held.rs`).
     pub fn send_unsettled(&mut self, c: C, p: Packet) {
         let cl = &mut self.clients[c];
         let Some(conn) = cl.conn else {
             panic!("client {c} has no connection")
         };
-        if self.shards[cl.shard].is_paused(conn) || !cl.unread.is_empty() {
+        let waiting = self.shards[cl.shard].is_paused(conn) || !cl.unread.is_empty();
+        let ack = matches!(
+            p,
+            Packet::PubAck(_)
+                | Packet::PubRec(_)
+                | Packet::PubRel(_)
+                | Packet::PubComp(_)
+                | Packet::PingReq
+        );
+        let barrier = cl
+            .unread
+            .iter()
+            .any(|q| matches!(q, Packet::Disconnect(_) | Packet::Auth(_)));
+        if waiting && (barrier || !ack) {
             cl.unread.push_back(p);
             return;
         }
