@@ -33,6 +33,28 @@ PY="$PWD/$VENV/bin/python"
 echo "== fmt";    cargo fmt --all -- --check
 echo "== clippy"; cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test"; cargo test --workspace
+FUZZ_SECONDS=${FUZZ_SECONDS:-30}
+if [ "$FUZZ_SECONDS" -gt 0 ]; then
+  # Bounded fuzzing of the codec and of the shard's promises (fuzz/README.md). Stable
+  # toolchain: no sanitizer, and RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass its flags.
+  if ! cargo fuzz --version >/dev/null 2>&1; then
+    echo "== installing cargo-fuzz"
+    cargo install -q cargo-fuzz --locked --version 0.13.2
+  fi
+  for t in decode topic shard; do
+    echo "== fuzz $t (${FUZZ_SECONDS} s)"
+    seeds=()
+    [ -d "fuzz/seeds/$t" ] && seeds=("fuzz/seeds/$t")
+    mkdir -p "fuzz/corpus/$t"
+    log="target/fuzz-$t.log"
+    if (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run -s none "$t" "corpus/$t" "${seeds[@]/#fuzz\//}" -- \
+        -max_total_time="$FUZZ_SECONDS") >"$log" 2>&1; then
+      tail -1 "$log"
+    else
+      tail -60 "$log"; echo "fuzz target $t failed; the input is in fuzz/artifacts/$t/"; exit 1
+    fi
+  done
+fi
 echo "== kernel-tuning"; bash kernel-tuning/test.sh
 if [ -d tests/python ]; then
   echo "== integration (python, real clients)"
