@@ -80,6 +80,17 @@ impl ByteStr {
         ByteStr(b)
     }
 
+    /// Exact-size copies of this string and of `payload` that share no buffer with their
+    /// source, in one allocation (a PUBLISH's topic and payload that outlive the read
+    /// buffer they were decoded from). Cloning either afterwards allocates nothing.
+    pub fn detach_with(&self, payload: &[u8]) -> (ByteStr, Bytes) {
+        let mut b = bytes::BytesMut::with_capacity(self.len() + payload.len());
+        b.extend_from_slice(&self.0);
+        b.extend_from_slice(payload);
+        let topic = b.split_to(self.len());
+        (ByteStr(topic.freeze()), b.freeze())
+    }
+
     pub fn as_str(&self) -> &str {
         // SAFETY: every constructor checks that the bytes are valid UTF-8.
         unsafe { std::str::from_utf8_unchecked(&self.0) }

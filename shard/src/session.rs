@@ -394,6 +394,7 @@ mod tests {
                 expires_at_ms: None,
                 publisher: None,
                 origin: None,
+                owned: false,
             }),
             qos,
             retain: false,

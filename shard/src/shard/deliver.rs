@@ -68,6 +68,8 @@ impl Shard {
         out.remote |= remote;
         out.accepted += a;
         out.refused += r;
+        // The cached copy's original holds its read buffer: let both go.
+        self.detached = None;
         out
     }
 
@@ -92,6 +94,7 @@ impl Shard {
             expires_at_ms: None,
             publisher: None,
             origin: None,
+            owned: true,
         });
         if retain {
             self.store_retained(msg.clone());
@@ -171,6 +174,19 @@ impl Shard {
             }
             return Ok(());
         }
+        let window = s
+            .conn
+            .and_then(|c| self.conns.get(c.slot, c.gen))
+            .map_or(0, |c| c.send_window);
+        let stays = s.queue_len() > 0 || s.inflight_len() >= usize::from(window);
+        let mut d = d;
+        if stays && !d.msg.owned {
+            // It waits in the queue: its own bytes, not a slice of the read buffer.
+            d.msg = self.owned_copy(&d.msg);
+        }
+        let Some(s) = self.sessions.get_mut(key.slot, key.gen) else {
+            return Ok(());
+        };
         let origin = d.msg.origin;
         match s.enqueue(d, max_queued, policy) {
             Enqueued::Queued => {}
@@ -183,6 +199,18 @@ impl Shard {
         self.pump_window(now_ms, key);
         self.note_backlog(now_ms, key, origin);
         Ok(())
+    }
+
+    /// `msg` with bytes of its own, made once per message however many queues take it.
+    fn owned_copy(&mut self, msg: &SharedMessage) -> SharedMessage {
+        match &self.detached {
+            Some((orig, copy)) if std::sync::Arc::ptr_eq(orig, msg) => copy.clone(),
+            _ => {
+                let copy = std::sync::Arc::new(msg.detached());
+                self.detached = Some((msg.clone(), copy.clone()));
+                copy
+            }
+        }
     }
 
     /// The client acknowledged something: move its queue on, feed it pending retained
@@ -368,8 +396,13 @@ impl Shard {
         true
     }
 
-    /// Stores or deletes a retained message in this shard's partition.
+    /// Stores (an owned copy of) or deletes a retained message in this shard's partition.
     pub(super) fn apply_retained(&mut self, msg: SharedMessage) {
+        let msg = if msg.owned {
+            msg
+        } else {
+            std::sync::Arc::new(msg.detached())
+        };
         let topic = msg.topic.clone();
         if msg.payload.is_empty() {
             // A zero-byte retained message deletes the topic's retained message [MQTT-3.3.1-10].

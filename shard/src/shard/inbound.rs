@@ -165,26 +165,19 @@ impl Shard {
         };
         let fixed = if allowed {
             let publisher = self.publisher_id(key);
-            let mut props = p.properties;
+            let props = p.properties;
             let expires_at_ms = self.expiry_deadline(now_ms, props.message_expiry_interval);
-            let (mut topic, mut payload) = (p.topic, p.payload);
-            if p.qos != QoS::AtMostOnce || p.retain {
-                // It may outlive this read (retained store, a queue): exact-size copies, as a
-                // slice would keep the whole read buffer alive (a 64-byte retained message
-                // pinned ~33 KB of RSS).
-                topic = codec::ByteStr::from(topic.as_str());
-                payload = bytes::Bytes::copy_from_slice(&payload);
-                props.detach();
-            }
+            // Slices of the read buffer: a copy that stays is detached (`Message::owned`).
             let msg = Arc::new(Message {
-                topic,
-                payload,
+                topic: p.topic,
+                payload: p.payload,
                 qos: p.qos,
                 retain: p.retain,
                 properties: (!props.is_empty()).then(|| Box::new(props)),
                 expires_at_ms,
                 publisher,
                 origin: (p.qos != QoS::AtMostOnce).then_some((self.id, conn)),
+                owned: false,
             });
             if msg.retain {
                 self.store_retained(msg.clone());

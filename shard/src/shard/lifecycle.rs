@@ -212,6 +212,8 @@ impl Shard {
             expires_at_ms,
             publisher,
             origin: None,
+            // The will's properties are still slices of its CONNECT's read buffer.
+            owned: false,
         });
         if msg.retain {
             self.store_retained(msg.clone());

@@ -241,6 +241,9 @@ pub struct Shard {
     pending_acks: AHashMap<ConnId, acks::AckQueue>,
     /// The last QoS 1/2 frame encoded, for the next subscriber of the same message.
     last_frame: frames::LastFrame,
+    /// The last message detached for a queue, with its original: every queue of one
+    /// publish shares one copy (`owned_copy`).
+    detached: Option<(SharedMessage, SharedMessage)>,
     next_token: u64,
     next_assigned_id: u64,
     stats: ShardStats,
@@ -288,6 +291,7 @@ impl Shard {
             pending_subs: AHashMap::new(),
             pending_acks: AHashMap::new(),
             last_frame: Default::default(),
+            detached: None,
             next_token: (id.0 as u64) << 48,
             next_assigned_id: 0,
             stats: ShardStats::default(),
