@@ -31,6 +31,23 @@ fn empty_client_id_without_clean_session_is_refused_with_identifier_rejected() {
 }
 
 #[test]
+fn mqtt_3_1_client_id_over_23_characters_gets_identifier_rejected() {
+    let mut w = World::new(1);
+    let long = "a".repeat(24);
+    let c = w.connect(&long, ProtocolVersion::V3_1, true);
+    assert_eq!(
+        connack(&w.recv(c)[0]).code,
+        ReasonCode::ClientIdentifierNotValid
+    );
+    assert!(w.is_closed(c));
+    // 23 characters are accepted, and 24 from a 3.1.1 client.
+    let c = w.connect(&long[..23], ProtocolVersion::V3_1, true);
+    assert_eq!(connack(&w.recv(c)[0]).code, ReasonCode::Success);
+    let c = w.connect(&long, V4, true);
+    assert_eq!(connack(&w.recv(c)[0]).code, ReasonCode::Success);
+}
+
+#[test]
 fn empty_client_id_with_clean_session_is_accepted() {
     let mut w = World::new(1);
     let c = w.connect("", V4, true);

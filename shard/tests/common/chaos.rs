@@ -16,6 +16,8 @@ pub const TOPICS: [&str; 3] = ["c/a", "c/b", "c/c"];
 /// Filters clients subscribe to: the topics, and a wildcard over all of them.
 pub const FILTERS: [&str; 4] = ["c/a", "c/b", "c/c", "c/#"];
 const WINDOW: u16 = 2;
+/// The server's Receive Maximum for client PUBLISHes.
+const RECEIVE_MAXIMUM: usize = 4;
 
 #[derive(Debug, Clone, Copy)]
 pub enum Op {
@@ -103,8 +105,18 @@ struct Model {
     /// (a paused publisher's PUBLISH is matched when the broker reads it, not when sent).
     sub_epoch: u32,
     next_pid: u16,
+    /// Connected with MQTT 5 (then it obeys the server's Receive Maximum).
+    v5: bool,
     /// Our PUBLISHes awaiting their acknowledgement: packet id -> message id.
     awaiting: HashMap<u16, u32>,
+    /// Our QoS 2 PUBLISHes whose PUBREC came: PUBREL sent (or owed), PUBCOMP not yet seen.
+    releasing: HashSet<u16>,
+    /// Per filter, how many UNSUBSCRIBEs were sent; per SUBSCRIBE packet id, that count when
+    /// it was sent. A SUBACK answering a SUBSCRIBE that an UNSUBSCRIBE of the same filter
+    /// followed grants nothing lasting (the broker may send the UNSUBACK first: the SUBACK
+    /// waits for the other shards' route updates).
+    unsubs: HashMap<u8, u32>,
+    sub_sent: HashMap<u16, u32>,
     /// Incoming QoS 2 ids: PUBREC sent, PUBREL not yet seen (the receiver's dedupe).
     qos2_pending: HashSet<u16>,
     /// QoS 1/2 PUBLISHes received and not yet acknowledged by us.
@@ -147,7 +159,7 @@ impl Chaos {
         let cfg = shard::ShardConfig {
             max_queued_messages: 6,
             max_inflight: WINDOW,
-            receive_maximum: 4,
+            receive_maximum: RECEIVE_MAXIMUM as u16,
             offline_queue_policy: if policy_newest {
                 shard::QueuePolicy::DropNewest
             } else {
@@ -209,14 +221,25 @@ impl Chaos {
                 let m = &mut self.clients[c as usize];
                 m.slot = Some(slot);
                 m.online = !self.w.is_closed(slot);
-                if clean || !m.persistent {
+                let resumed = !clean && m.persistent;
+                if !resumed {
                     m.subs.clear();
                     m.sub_epoch += 1;
                     m.qos2_pending.clear();
+                    m.releasing.clear();
                 }
                 m.persistent = !clean;
+                m.v5 = v5;
                 m.awaiting.clear();
                 m.unacked.clear(); // what is still owed is resent (DUP)
+                                   // A resumed session still holds our released QoS 2 ids: PUBREL again
+                                   // [MQTT-4.4.0-1], as a client must, or they count against Receive Maximum.
+                let rels: Vec<u16> = m.releasing.iter().copied().collect();
+                for r in rels {
+                    if !self.w.is_closed(slot) {
+                        self.w.send(slot, Packet::PubRel(PubAck::new(self::pid(r))));
+                    }
+                }
             }
             Op::Disconnect { c } => self.offline(c, true),
             Op::Drop { c } => self.offline(c, false),
@@ -226,6 +249,9 @@ impl Chaos {
                 // The packet id names filter and QoS: the subscription counts from its SUBACK
                 // (a paused client's SUBSCRIBE waits behind its PUBLISHes).
                 let pid = 100 + u16::from(f) * 3 + u16::from(qos);
+                let m = &mut self.clients[c as usize];
+                let unsubs = m.unsubs.get(&f).copied().unwrap_or(0);
+                m.sub_sent.insert(pid, unsubs);
                 self.w
                     .send(slot, subscribe_packet(pid, FILTERS[f as usize], q));
             }
@@ -236,9 +262,16 @@ impl Chaos {
                 let m = &mut self.clients[c as usize];
                 m.subs.remove(&f);
                 m.sub_epoch += 1;
+                *m.unsubs.entry(f).or_default() += 1;
             }
             Op::Publish { c, t, qos, retain } => {
                 let Some(slot) = self.online(c) else { return };
+                let m = &self.clients[c as usize];
+                if qos > 0 && m.v5 && m.awaiting.len() + m.releasing.len() >= RECEIVE_MAXIMUM {
+                    // A v5 client keeps to the server's Receive Maximum (§4.9); over it the
+                    // server disconnects with 0x93. A v3 client has none: the broker holds it.
+                    return;
+                }
                 self.next_msg += 1;
                 let msg = self.next_msg;
                 let m = &mut self.clients[c as usize];
@@ -369,9 +402,19 @@ impl Chaos {
                 }
                 Packet::SubAck(a) if a.packet_id.get() >= 100 => {
                     let n = a.packet_id.get() - 100;
-                    if a.codes.iter().all(|c| !c.is_error()) {
-                        m.subs.insert((n / 3) as u8, (n % 3) as u8);
+                    let (f, q) = ((n / 3) as u8, (n % 3) as u8);
+                    let unsubs = m.unsubs.get(&f).copied().unwrap_or(0);
+                    let undone = m.sub_sent.get(&a.packet_id.get()) != Some(&unsubs);
+                    if !undone && a.codes.iter().all(|c| !c.is_error()) {
+                        if m.subs.insert(f, q).is_some_and(|old| q < old) {
+                            // A downgrade (QoS 2 -> 0, say) takes back what was owed at the
+                            // old QoS, as an UNSUBSCRIBE would (a QoS 0 message may be dropped).
+                            m.sub_epoch += 1;
+                        }
                     }
+                }
+                Packet::PubComp(a) => {
+                    m.releasing.remove(&a.packet_id.get());
                 }
                 Packet::PubRel(r) => {
                     m.qos2_pending.remove(&r.packet_id.get());
@@ -387,8 +430,11 @@ impl Chaos {
                     if !a.code.is_error() {
                         self.acked.insert(msg, epochs.clone());
                     }
-                    if is_rec && !self.w.is_closed(slot) {
-                        self.w.send(slot, Packet::PubRel(PubAck::new(rec)));
+                    if is_rec && !a.code.is_error() {
+                        m.releasing.insert(rec.get());
+                        if !self.w.is_closed(slot) {
+                            self.w.send(slot, Packet::PubRel(PubAck::new(rec)));
+                        }
                     }
                 }
                 _ => {}
@@ -399,22 +445,25 @@ impl Chaos {
     /// Brings every persistent session back, lets every client acknowledge until nothing
     /// moves, then checks the promises.
     fn finish(&mut self) {
-        for c in 0..CLIENTS as u8 {
-            let m = &self.clients[c as usize];
-            if m.slot.is_some() && !m.online && m.persistent {
-                self.apply(Op::Connect {
-                    c,
-                    clean: false,
-                    v5: false,
-                });
-            }
-        }
         for _ in 0..200 {
+            for c in 0..CLIENTS as u8 {
+                let m = &self.clients[c as usize];
+                if m.slot.is_some() && !m.online && m.persistent {
+                    self.apply(Op::Connect {
+                        c,
+                        clean: false,
+                        v5: false,
+                    });
+                }
+            }
             // Twice: answering a PUBREL frees a window slot, and what that sends arrives
             // only after the first pass.
             self.collect_all();
             self.collect_all();
-            let busy = self.clients.iter().any(|m| !m.unacked.is_empty());
+            let busy = self
+                .clients
+                .iter()
+                .any(|m| !m.unacked.is_empty() || (m.slot.is_some() && !m.online && m.persistent));
             if !busy {
                 break;
             }

@@ -140,9 +140,12 @@ impl World {
         let Some(conn) = cl.conn else { return };
         let mut buf = BytesMut::new();
         encode(&p, cl.version, &mut buf).expect("test packet encodes");
-        let (limits, version) = self.shards[cl.shard]
-            .decode_params(conn)
-            .expect("conn alive");
+        // The shard closed the connection (its Close event not yet taken, e.g. a held
+        // DISCONNECT read on resume): the engine reads no more of it, what follows is
+        // discarded while the last bytes are written (`engine/linger.rs`).
+        let Some((limits, version)) = self.shards[cl.shard].decode_params(conn) else {
+            return;
+        };
         match decode(&mut buf, &limits, version) {
             Ok(Some(p)) => self.shards[cl.shard].handle_packet(self.now, conn, p),
             Err(e) => self.shards[cl.shard].decode_error(self.now, conn, e),
