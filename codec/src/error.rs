@@ -60,6 +60,8 @@ pub enum DecodeError {
     PasswordWithoutUsername,
     #[error("empty client identifier not allowed here {}", self.clause())]
     EmptyClientId,
+    #[error("MQTT 3.1 client identifier of {0} characters (at most 23) {}", self.clause())]
+    ClientIdTooLongFor31(u16),
     #[error("CONNACK reserved flag bits are set {}", self.clause())]
     ConnAckReservedFlags,
     #[error("session present set on a refused connection {}", self.clause())]
@@ -111,7 +113,7 @@ impl DecodeError {
         match self {
             PacketTooLarge { .. } => ReasonCode::PacketTooLarge,
             UnsupportedProtocolLevel(_) => ReasonCode::UnsupportedProtocolVersion,
-            EmptyClientId => ReasonCode::ClientIdentifierNotValid,
+            EmptyClientId | ClientIdTooLongFor31(_) => ReasonCode::ClientIdentifierNotValid,
             Topic(t) => t.reason_code(),
             InvalidProtocolName
             | PacketIdZero
@@ -176,6 +178,8 @@ impl DecodeError {
             PasswordWithoutUsername => "[MQTT-3.1.2-22]",
             // 3.1.1's rule for an empty id without Clean Session; 3.1 requires 1..=23 characters.
             EmptyClientId => "[MQTT-3.1.3-8]",
+            // MQTT 3.1 §3.1: "more than 23 characters ... return code 2: Identifier Rejected".
+            ClientIdTooLongFor31(_) => "[MQTT 3.1 §3.1]",
             ConnAckReservedFlags => "[MQTT-3.2.2-1]",
             SessionPresentOnError => "[MQTT-3.2.2-6]",
             PublishQoS3 => "[MQTT-3.3.1-4]",

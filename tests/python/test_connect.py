@@ -63,6 +63,20 @@ def test_mqtt31_connect_accepted(broker):
     c.expect(raw.PINGRESP)
 
 
+def test_mqtt31_client_id_over_23_characters_gets_0x02(broker):
+    """MQTT 3.1 allows 1 to 23 characters: more is Identifier Rejected (3.1.1 allows more)."""
+    b = broker()
+    c = raw.RawClient(b.host, b.port)
+    c.send(raw.connect("x" * 24, proto=raw.PROTO_V31))
+    got = c.expect_closed()
+    assert len(got) == 1 and got[0].ptype == raw.CONNACK, got
+    assert got[0].return_code == 0x02
+    _, ack = raw.raw_session(b.host, b.port, "x" * 23, proto=raw.PROTO_V31)
+    assert ack.return_code == 0
+    _, ack = raw.raw_session(b.host, b.port, "x" * 24)
+    assert ack.return_code == 0
+
+
 @pytest.mark.parametrize("protocol", [V31, V311], ids=["v3.1", "v3.1.1"])
 def test_paho_connects(broker, protocol):
     b = broker()

@@ -77,6 +77,10 @@ pub(super) fn decode_connect(b: &mut Bytes) -> Result<Connect, DecodeError> {
     if client_id.is_empty() && empty_refused {
         return Err(DecodeError::EmptyClientId);
     }
+    let chars = client_id.chars().count();
+    if protocol == ProtocolVersion::V3_1 && chars > 23 {
+        return Err(DecodeError::ClientIdTooLongFor31(chars as u16));
+    }
     let will = if will_flag {
         let properties = if protocol.is_v5() {
             properties::decode_will(b)?

@@ -343,6 +343,29 @@ fn empty_client_id_mqtt_3_1_3_8() {
 }
 
 #[test]
+fn mqtt_3_1_client_id_over_23_characters_is_rejected() {
+    let id = [b'a'; 24];
+    let mut rest = vec![0, 24];
+    rest.extend_from_slice(&id);
+    let e = dec_err(&connect_bytes(b"MQIsdp", 3, 0x02, &rest), V3);
+    assert_eq!(e, DecodeError::ClientIdTooLongFor31(24));
+    assert_eq!(e.reason_code(), ReasonCode::ClientIdentifierNotValid);
+    // 23 is fine in 3.1, and 24 in 3.1.1 (which sets no upper bound).
+    let mut ok = vec![0, 23];
+    ok.extend_from_slice(&id[..23]);
+    for (bytes, v) in [
+        (connect_bytes(b"MQIsdp", 3, 0x02, &ok), V3),
+        (connect_bytes(b"MQTT", 4, 0x02, &rest), V4),
+    ] {
+        let mut buf = bytes::BytesMut::from(&bytes[..]);
+        assert!(matches!(
+            decode(&mut buf, &Limits::default(), v),
+            Ok(Some(Packet::Connect(_)))
+        ));
+    }
+}
+
+#[test]
 fn connack_reserved_bits_mqtt_3_2_2_1() {
     for v in [V3, V4] {
         assert_eq!(
