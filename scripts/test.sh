@@ -35,7 +35,8 @@ echo "== clippy"; cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test"; cargo test --workspace
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 if [ "$FUZZ_SECONDS" -gt 0 ]; then
-  # Bounded fuzzing of the codec and of the shard's promises (fuzz/README.md). Stable
+  # Bounded fuzzing of the codec and of the shard's promises (fuzz/README.md), from the
+  # committed seeds (past failures among them) with a fixed seed (FUZZ_SEED). Stable
   # toolchain: no sanitizer, and RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass its flags.
   if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "== installing cargo-fuzz"
@@ -48,7 +49,7 @@ if [ "$FUZZ_SECONDS" -gt 0 ]; then
     mkdir -p "fuzz/corpus/$t"
     log="target/fuzz-$t.log"
     if (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run -s none "$t" "corpus/$t" "${seeds[@]/#fuzz\//}" -- \
-        -max_total_time="$FUZZ_SECONDS") >"$log" 2>&1; then
+        -max_total_time="$FUZZ_SECONDS" -seed="${FUZZ_SEED:-1}") >"$log" 2>&1; then
       tail -1 "$log"
     else
       tail -60 "$log"; echo "fuzz target $t failed; the input is in fuzz/artifacts/$t/"; exit 1

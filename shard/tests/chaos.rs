@@ -578,3 +578,155 @@ fn an_unsubscribe_read_behind_a_subscribe_wins() {
     ];
     Chaos::new(2, true).run(&ops);
 }
+
+/// Found by the fuzz target: two clients that each feed the other's full queue and never
+/// acknowledge are both paused; their DISCONNECTs wait unread behind held PUBLISHes, and the
+/// close of their sockets (which clients do after DISCONNECT) is what the broker sees.
+#[test]
+fn a_disconnect_held_behind_publishes_ends_with_the_socket_close() {
+    let ops = [
+        Op::Connect {
+            c: 0,
+            clean: true,
+            v5: true,
+        },
+        Op::Subscribe { c: 3, f: 3, qos: 0 },
+        Op::Subscribe { c: 3, f: 0, qos: 0 },
+        Op::Subscribe { c: 3, f: 3, qos: 0 },
+        Op::Connect {
+            c: 0,
+            clean: false,
+            v5: false,
+        },
+        Op::Connect {
+            c: 0,
+            clean: false,
+            v5: false,
+        },
+        Op::Connect {
+            c: 0,
+            clean: false,
+            v5: false,
+        },
+        Op::Connect {
+            c: 3,
+            clean: true,
+            v5: true,
+        },
+        Op::Subscribe { c: 3, f: 3, qos: 2 },
+        Op::Unsubscribe { c: 0, f: 0 },
+        Op::Subscribe { c: 0, f: 3, qos: 2 },
+        Op::Publish {
+            c: 3,
+            t: 2,
+            qos: 2,
+            retain: false,
+        },
+        Op::Publish {
+            c: 3,
+            t: 2,
+            qos: 2,
+            retain: false,
+        },
+        Op::Publish {
+            c: 3,
+            t: 2,
+            qos: 2,
+            retain: false,
+        },
+        Op::Publish {
+            c: 3,
+            t: 2,
+            qos: 2,
+            retain: false,
+        },
+        Op::Publish {
+            c: 3,
+            t: 2,
+            qos: 2,
+            retain: false,
+        },
+        Op::Publish {
+            c: 3,
+            t: 0,
+            qos: 2,
+            retain: false,
+        },
+        Op::Publish {
+            c: 0,
+            t: 2,
+            qos: 2,
+            retain: false,
+        },
+        Op::Publish {
+            c: 1,
+            t: 0,
+            qos: 0,
+            retain: true,
+        },
+        Op::Publish {
+            c: 3,
+            t: 2,
+            qos: 2,
+            retain: false,
+        },
+        Op::Subscribe { c: 0, f: 1, qos: 2 },
+        Op::Publish {
+            c: 3,
+            t: 0,
+            qos: 2,
+            retain: false,
+        },
+        Op::Publish {
+            c: 3,
+            t: 0,
+            qos: 2,
+            retain: false,
+        },
+        Op::Publish {
+            c: 3,
+            t: 2,
+            qos: 0,
+            retain: true,
+        },
+        Op::Publish {
+            c: 0,
+            t: 2,
+            qos: 1,
+            retain: true,
+        },
+        Op::Publish {
+            c: 0,
+            t: 2,
+            qos: 1,
+            retain: true,
+        },
+        Op::Publish {
+            c: 0,
+            t: 1,
+            qos: 0,
+            retain: false,
+        },
+        Op::Connect {
+            c: 0,
+            clean: false,
+            v5: false,
+        },
+        Op::Subscribe { c: 3, f: 3, qos: 1 },
+        Op::Subscribe { c: 1, f: 1, qos: 2 },
+        Op::Subscribe { c: 3, f: 0, qos: 0 },
+        Op::Subscribe { c: 1, f: 3, qos: 0 },
+        Op::Subscribe { c: 1, f: 3, qos: 0 },
+        Op::Subscribe { c: 3, f: 3, qos: 0 },
+        Op::Disconnect { c: 1 },
+        Op::Subscribe { c: 0, f: 3, qos: 0 },
+        Op::Disconnect { c: 3 },
+        Op::Subscribe { c: 3, f: 3, qos: 0 },
+        Op::Subscribe { c: 3, f: 3, qos: 0 },
+        Op::Disconnect { c: 1 },
+        Op::Subscribe { c: 3, f: 0, qos: 1 },
+        Op::Disconnect { c: 0 },
+        Op::Disconnect { c: 0 },
+    ];
+    Chaos::new(2, true).run(&ops);
+}

@@ -344,6 +344,11 @@ impl Chaos {
                 slot,
                 Packet::Disconnect(Disconnect::new(ReasonCode::Success)),
             );
+            if !self.w.is_closed(slot) {
+                // The DISCONNECT waits unread behind held PUBLISHes (paused): the client
+                // closes its socket after it, as clients do, and the broker sees the close.
+                self.w.drop_conn(slot);
+            }
         } else {
             self.w.drop_conn(slot);
         }

@@ -158,6 +158,7 @@ impl World {
         let cl = &mut self.clients[c];
         if let Some(conn) = cl.conn.take() {
             cl.closed = true;
+            cl.unread.clear(); // never read: the socket is gone
             self.shards[cl.shard].conn_lost(self.now, conn);
         }
         self.settle();
