@@ -730,3 +730,119 @@ fn a_disconnect_held_behind_publishes_ends_with_the_socket_close() {
     ];
     Chaos::new(2, true).run(&ops);
 }
+
+/// Found by the fuzz target: a stuck subscriber with a clean session is disconnected (0x97)
+/// and its session ends, what it held counted as `session_ended`; what the resumed
+/// publisher sends after that matches no subscription of it.
+#[test]
+fn a_stuck_clean_subscriber_is_owed_nothing_after_its_session_ended() {
+    let ops = [
+        Op::Connect {
+            c: 0,
+            clean: false,
+            v5: false,
+        },
+        Op::Subscribe { c: 3, f: 3, qos: 0 },
+        Op::Connect {
+            c: 3,
+            clean: true,
+            v5: true,
+        },
+        Op::Subscribe { c: 3, f: 3, qos: 2 },
+        Op::Unsubscribe { c: 0, f: 0 },
+        Op::Subscribe { c: 0, f: 3, qos: 2 },
+        Op::Publish {
+            c: 3,
+            t: 2,
+            qos: 2,
+            retain: false,
+        },
+        Op::Subscribe { c: 3, f: 3, qos: 2 },
+        Op::Publish {
+            c: 3,
+            t: 2,
+            qos: 2,
+            retain: false,
+        },
+        Op::Publish {
+            c: 3,
+            t: 2,
+            qos: 2,
+            retain: false,
+        },
+        Op::Publish {
+            c: 3,
+            t: 0,
+            qos: 2,
+            retain: false,
+        },
+        Op::Publish {
+            c: 0,
+            t: 2,
+            qos: 2,
+            retain: true,
+        },
+        Op::Publish {
+            c: 0,
+            t: 2,
+            qos: 2,
+            retain: true,
+        },
+        Op::Publish {
+            c: 0,
+            t: 2,
+            qos: 2,
+            retain: true,
+        },
+        Op::Publish {
+            c: 0,
+            t: 0,
+            qos: 2,
+            retain: true,
+        },
+        Op::Publish {
+            c: 0,
+            t: 2,
+            qos: 2,
+            retain: true,
+        },
+        Op::Publish {
+            c: 0,
+            t: 2,
+            qos: 2,
+            retain: true,
+        },
+        Op::Advance { ms: 3560 },
+        Op::Advance { ms: 3560 },
+        Op::Advance { ms: 3560 },
+        Op::Advance { ms: 3560 },
+        Op::Advance { ms: 3560 },
+        Op::Advance { ms: 3560 },
+        Op::Advance { ms: 3560 },
+        Op::Advance { ms: 3560 },
+        Op::Advance { ms: 3560 },
+        Op::Advance { ms: 3560 },
+        Op::Advance { ms: 3560 },
+        Op::Advance { ms: 3560 },
+        Op::Advance { ms: 3560 },
+        Op::Advance { ms: 3560 },
+        Op::Advance { ms: 3560 },
+        Op::Advance { ms: 3560 },
+        Op::Advance { ms: 3560 },
+        Op::Advance { ms: 3560 },
+        Op::Advance { ms: 8480 },
+        Op::Publish {
+            c: 0,
+            t: 2,
+            qos: 2,
+            retain: true,
+        },
+        Op::Publish {
+            c: 0,
+            t: 2,
+            qos: 2,
+            retain: false,
+        },
+    ];
+    Chaos::new(1, false).run(&ops);
+}

@@ -368,14 +368,29 @@ impl Chaos {
         }
     }
 
+    /// Takes note of every connection the broker closed (stuck, protocol error, takeover)
+    /// before any acknowledgement is read: a session that ended with its connection holds
+    /// no subscription for what is acknowledged after.
+    fn note_closes(&mut self) {
+        for m in &mut self.clients {
+            let closed = m.slot.is_some_and(|s| self.w.is_closed(s));
+            if closed && m.online {
+                m.online = false;
+                if !m.persistent {
+                    m.subs.clear();
+                    m.sub_epoch += 1;
+                    m.qos2_pending.clear();
+                }
+            }
+        }
+    }
+
     /// Reads what client `c` received and updates the model.
     fn collect(&mut self, c: u8) {
         let Some(slot) = self.clients[c as usize].slot else {
             return;
         };
-        if self.w.is_closed(slot) {
-            self.clients[c as usize].online = false;
-        }
+        self.note_closes();
         let epochs: Vec<u32> = self.clients.iter().map(|m| m.sub_epoch).collect();
         for p in self.w.recv(slot) {
             let m = &mut self.clients[c as usize];
