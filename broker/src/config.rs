@@ -110,6 +110,9 @@ pub struct LimitsConfig {
     /// Seconds a subscriber may hold publishers back without progress before it is
     /// disconnected (v5: 0x97).
     pub stuck_timeout: u32,
+    /// Client QoS 1/2 messages per shard and other shard acknowledged before that shard
+    /// took them (0: every such acknowledgement waits for it).
+    pub link_credit: u32,
     pub max_subscriptions_per_client: u32,
     pub max_topic_levels: u16,
     /// Seconds; the most keepalive a client may ask for.
@@ -135,6 +138,7 @@ impl Default for LimitsConfig {
             max_queued_messages: 1000,
             offline_queue_policy: QueuePolicy::DropOldest,
             stuck_timeout: 30,
+            link_credit: 4096,
             max_subscriptions_per_client: 100,
             max_topic_levels: 32,
             max_keepalive: 65535,

@@ -45,6 +45,7 @@ impl Config {
             u64::MAX,
         );
         range("limits.stuck_timeout", l.stuck_timeout.into(), 1, u64::MAX);
+        range("limits.link_credit", l.link_credit.into(), 0, 1_000_000);
         range(
             "limits.max_subscriptions_per_client",
             l.max_subscriptions_per_client.into(),

@@ -77,6 +77,10 @@ pub struct ShardConfig {
     /// A subscriber that holds publishers back and makes no progress (no acknowledgement,
     /// no byte taken by its socket) for this long is disconnected (v5: 0x97), ms.
     pub stuck_timeout_ms: u64,
+    /// Client QoS 1/2 messages this shard may have under way to each other shard with their
+    /// acknowledgement already sent (credit the receiver returns once it queued them).
+    /// Beyond it an acknowledgement waits for the other shard's confirmation.
+    pub link_credit: u32,
     pub max_subscriptions_per_client: usize,
     pub max_topic_levels: usize,
     /// Ceiling on a client's keepalive, seconds (v5: advertised as Server Keep Alive).
@@ -111,6 +115,7 @@ impl Default for ShardConfig {
             max_queued_messages: 1000,
             offline_queue_policy: QueuePolicy::DropOldest,
             stuck_timeout_ms: 30_000,
+            link_credit: 4096,
             max_subscriptions_per_client: 100,
             max_topic_levels: 32,
             max_keepalive: u16::MAX,

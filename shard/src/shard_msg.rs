@@ -22,8 +22,13 @@ pub enum ShardMsg {
     },
     /// Deliver to this shard's local subscribers. Sent once per destination shard.
     Publish(SharedMessage),
-    /// A client's QoS 1/2 PUBLISH: deliver like `Publish`, then answer `Delivered` so the
-    /// sender acknowledges it only once every destination shard took it (`shard::acks`).
+    /// A client's QoS 1/2 PUBLISH sent on credit (its acknowledgement is already out):
+    /// deliver like `Publish`, and give the credit back (`Credit`, once per turn).
+    PublishCredited(SharedMessage),
+    /// Credit given back: the receiver took `n` credited messages of the sender's.
+    Credit { n: u32 },
+    /// A client's QoS 1/2 PUBLISH with no credit left: deliver like `Publish`, then answer
+    /// `Delivered` so the sender acknowledges it only once this shard took it (`shard::acks`).
     PublishConfirm {
         msg: SharedMessage,
         conn: crate::ids::ConnId,
@@ -80,6 +85,19 @@ pub struct SharedDispatch {
     /// Shards that had no online member for it: it goes to an offline member only once
     /// every shard with members was tried (online members are preferred).
     pub tried: ShardSet,
+    /// Sent on the link's credit: the receiver gives it back.
+    pub credited: bool,
+    /// A client's QoS 1/2 message sent without credit: the shard where it ends (queued, or
+    /// dropped for want of a member) answers `Delivered` to the publisher's shard.
+    pub confirm: Option<Confirm>,
+}
+
+/// Who waits for a confirmation: the publisher's shard, connection and publish token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Confirm {
+    pub shard: ShardId,
+    pub conn: crate::ids::ConnId,
+    pub token: u64,
 }
 
 /// Messages waiting to leave this shard, one batch per destination.

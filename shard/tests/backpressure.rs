@@ -174,6 +174,7 @@ fn a_slow_subscriber_that_makes_progress_is_never_disconnected() {
 fn a_publisher_is_held_while_too_many_of_its_acks_wait_on_other_shards() {
     let cfg = shard::ShardConfig {
         receive_maximum: 4,
+        link_credit: 0, // every cross-shard acknowledgement waits for its confirmation
         ..Default::default()
     };
     let mut w = World::with_config(2, cfg);

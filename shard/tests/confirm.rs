@@ -1,6 +1,7 @@
-//! Acknowledgements of QoS 1/2 PUBLISHes that go to other shards: sent only after those
-//! shards took the message, with a reason code that counts their subscribers, and in
-//! PUBLISH order per connection [MQTT-4.6.0-2].
+//! Acknowledgements of QoS 1/2 PUBLISHes that go to other shards: at once on the link's
+//! credit, which comes back once per turn; with none left, only after those shards took the
+//! message, with a reason code that counts their subscribers; in PUBLISH order per
+//! connection [MQTT-4.6.0-2] either way.
 mod common;
 use codec::*;
 use common::*;
@@ -23,9 +24,17 @@ fn acks(packets: &[Packet]) -> Vec<(u16, ReasonCode)> {
         .collect()
 }
 
+/// A broker whose cross-shard acknowledgements all wait for confirmation.
+fn no_credit() -> ShardConfig {
+    ShardConfig {
+        link_credit: 0,
+        ..ShardConfig::default()
+    }
+}
+
 #[test]
 fn a_cross_shard_puback_waits_for_the_other_shard_and_keeps_publish_order() {
-    let mut w = World::new(2);
+    let mut w = World::with_config(2, no_credit());
     let sub = w.connect(&id_on("sub", 1, 2), V4, true);
     w.subscribe(sub, 1, "far/#", QoS::AtLeastOnce);
     w.recv(sub);
@@ -74,7 +83,7 @@ fn the_reason_code_counts_subscribers_on_other_shards() {
     let cfg = ShardConfig {
         max_queued_messages: 1,
         offline_queue_policy: shard::QueuePolicy::DropNewest,
-        ..ShardConfig::default()
+        ..no_credit()
     };
     let mut w = World::with_config(2, cfg);
     let sub = w.connect(&id_on("sub", 1, 2), V4, false);
@@ -101,7 +110,7 @@ fn the_reason_code_counts_subscribers_on_other_shards() {
 
 #[test]
 fn a_publisher_gone_before_the_confirmation_costs_nothing() {
-    let mut w = World::new(2);
+    let mut w = World::with_config(2, no_credit());
     let sub = w.connect(&id_on("sub", 1, 2), V4, true);
     w.subscribe(sub, 1, "far", QoS::AtLeastOnce);
     w.recv(sub);
@@ -125,4 +134,82 @@ fn a_publisher_gone_before_the_confirmation_costs_nothing() {
         publish_packet("far", "y", QoS::AtLeastOnce, false, 7),
     );
     assert_eq!(acks(&w.recv(again)), vec![(7, ReasonCode::Success)]);
+}
+
+#[test]
+fn on_credit_a_cross_shard_puback_leaves_at_once_and_the_credit_comes_back() {
+    let cfg = ShardConfig {
+        link_credit: 3,
+        ..ShardConfig::default()
+    };
+    let mut w = World::with_config(2, cfg);
+    let sub = w.connect(&id_on("sub", 1, 2), V4, true);
+    w.subscribe(sub, 1, "far", QoS::AtLeastOnce);
+    w.recv(sub);
+    let publisher = v5_on(&mut w, "pub", 0, 2, Default::default());
+    w.recv(publisher);
+    let conn = w.clients[publisher].conn.unwrap();
+    // Three credits: 1..=3 are acknowledged before shard 1 ran at all, 4 waits for it.
+    for id in 1..=4 {
+        w.send_unsettled(
+            publisher,
+            publish_packet("far", "m", QoS::AtLeastOnce, false, id),
+        );
+    }
+    let out = w.shards[0]
+        .conn_output(0, conn)
+        .expect("acknowledged at once");
+    let mut buf = bytes::BytesMut::from(&out.into_contiguous()[..]);
+    let limits = Limits::default();
+    let mut early = Vec::new();
+    while let Ok(Some(p)) = decode(&mut buf, &limits, ProtocolVersion::V5) {
+        early.push(p);
+    }
+    assert_eq!(
+        acks(&early),
+        vec![
+            (1, ReasonCode::Success),
+            (2, ReasonCode::Success),
+            (3, ReasonCode::Success)
+        ],
+        "on credit; the fourth waits for shard 1"
+    );
+    w.settle();
+    assert_eq!(acks(&w.recv(publisher)), vec![(4, ReasonCode::Success)]);
+    assert_eq!(w.publishes(sub).len(), 4, "all delivered");
+    // Shard 1 gave the three credits back: three more go at once.
+    for id in 5..=7 {
+        w.send_unsettled(
+            publisher,
+            publish_packet("far", "m", QoS::AtLeastOnce, false, id),
+        );
+    }
+    assert!(
+        w.shards[0].conn_output(0, conn).is_some(),
+        "credit returned once shard 1 took the first three"
+    );
+    w.settle();
+    assert_eq!(w.stats().messages_dropped, 0);
+}
+
+#[test]
+fn a_shared_member_on_another_shard_without_credit_confirms_where_the_message_ends() {
+    let mut w = World::with_config(2, no_credit());
+    let member = w.connect(&id_on("member", 1, 2), V4, true);
+    w.subscribe(member, 1, "$share/g/jobs", QoS::AtLeastOnce);
+    w.recv(member);
+    let publisher = v5_on(&mut w, "pub", 0, 2, Default::default());
+    w.recv(publisher);
+    let conn = w.clients[publisher].conn.unwrap();
+    w.send_unsettled(
+        publisher,
+        publish_packet("jobs", "j1", QoS::AtLeastOnce, false, 1),
+    );
+    assert!(
+        w.shards[0].conn_output(0, conn).is_none(),
+        "waits for the member's shard"
+    );
+    w.settle();
+    assert_eq!(acks(&w.recv(publisher)), vec![(1, ReasonCode::Success)]);
+    assert_eq!(w.publishes(member).len(), 1);
 }

@@ -20,7 +20,8 @@ pub(super) struct RouteOutcome {
     /// Local sessions that took a copy, and that refused one (queue full).
     pub accepted: u32,
     pub refused: u32,
-    /// Other shards asked to confirm (`ShardMsg::PublishConfirm`).
+    /// Other shards asked to confirm (`ShardMsg::PublishConfirm`, or a shared dispatch's
+    /// `confirm`).
     pub awaiting: u16,
 }
 
@@ -35,8 +36,9 @@ impl RouteOutcome {
 impl Shard {
     /// Routes `msg` to every subscriber: local sessions directly, ONE message to each other
     /// shard that has a matching route, and one member of each matching shared subscription.
-    /// With `confirm` (a client's QoS 1/2 PUBLISH: its connection and a token) the other
-    /// shards answer `Delivered`, counted in `awaiting` (see `acks`).
+    /// With `confirm` (a client's QoS 1/2 PUBLISH: its connection and a token) a message to
+    /// another shard goes on the link's credit, or, with none left, asks that shard to
+    /// answer `Delivered`, counted in `awaiting` (see `credit` and `acks`).
     pub(super) fn route(
         &mut self,
         now_ms: u64,
@@ -54,20 +56,21 @@ impl Shard {
                 out.accepted += a;
                 out.refused += r;
             } else if let Some((conn, token)) = confirm {
-                out.awaiting += 1;
                 let msg = msg.clone();
-                self.outbox
-                    .push(to, ShardMsg::PublishConfirm { msg, conn, token });
+                if self.credit.take(to) {
+                    out.remote = true;
+                    self.outbox.push(to, ShardMsg::PublishCredited(msg));
+                } else {
+                    out.awaiting += 1;
+                    self.outbox
+                        .push(to, ShardMsg::PublishConfirm { msg, conn, token });
+                }
             } else {
                 out.remote = true;
                 self.outbox.push(to, ShardMsg::Publish(msg.clone()));
             }
         }
-        let (matched, remote, a, r) = self.route_shared(now_ms, msg);
-        out.matched |= matched;
-        out.remote |= remote;
-        out.accepted += a;
-        out.refused += r;
+        self.route_shared(now_ms, msg, confirm, &mut out);
         // The cached copy's original holds its read buffer: let both go.
         self.detached = None;
         out

@@ -18,6 +18,7 @@ mod acks;
 mod alias;
 mod auth;
 mod connect;
+mod credit;
 mod deliver;
 mod frames;
 mod inbound;
@@ -239,6 +240,8 @@ pub struct Shard {
     pending_subs: AHashMap<u64, PendingSub>,
     /// Per connection, QoS 1/2 acknowledgements waiting for other shards (`acks`).
     pending_acks: AHashMap<ConnId, acks::AckQueue>,
+    /// Messages this shard may send to each other shard acknowledged at once (`credit`).
+    credit: credit::LinkCredit,
     /// The last QoS 1/2 frame encoded, for the next subscriber of the same message.
     last_frame: frames::LastFrame,
     /// The last message detached for a queue, with its original: every queue of one
@@ -271,9 +274,11 @@ impl Shard {
             max_messages: cfg.max_retained_messages,
             max_bytes: cfg.max_retained_bytes,
         };
+        let credit = credit::LinkCredit::new(nr_shards.max(1), cfg.link_credit);
         Shard {
             id,
             nr_shards: nr_shards.max(1),
+            credit,
             cfg,
             conns: GenSlab::default(),
             sessions: GenSlab::default(),
@@ -415,8 +420,10 @@ impl Shard {
         into.append(&mut self.events);
     }
 
-    /// Drains the per-destination batches for other shards.
+    /// The per-destination batches for other shards, to drain at the end of a turn; the
+    /// credit this turn's messages from other shards used is given back first (`credit`).
     pub fn outbox(&mut self) -> &mut Outbox {
+        self.credit.give_back(&mut self.outbox);
         &mut self.outbox
     }
 

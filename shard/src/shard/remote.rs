@@ -13,6 +13,11 @@ impl Shard {
             ShardMsg::Publish(m) => {
                 self.deliver_local(now_ms, &m, None);
             }
+            ShardMsg::PublishCredited(m) => {
+                self.deliver_local(now_ms, &m, None);
+                self.credit.owe(from);
+            }
+            ShardMsg::Credit { n } => self.credit.returned(from, n),
             ShardMsg::PublishConfirm { msg, conn, token } => {
                 let (accepted, refused) = self.deliver_local(now_ms, &msg, None);
                 self.outbox.push(
@@ -43,8 +48,10 @@ impl Shard {
                 }
             }
             ShardMsg::SharedPublish(d) => {
-                let d = *d;
-                self.dispatch_shared(now_ms, d.msg, d.tag, d.tried);
+                if d.credited {
+                    self.credit.owe(from);
+                }
+                self.dispatch_shared(now_ms, *d);
             }
             ShardMsg::RouteAdd { filter, token } => {
                 self.routes.add(&filter, from);

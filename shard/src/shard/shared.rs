@@ -16,7 +16,7 @@ use crate::ids::{fnv1a_64, SessionKey, ShardId};
 use crate::message::SharedMessage;
 use crate::routes::{ShardCounts, ShardSet};
 use crate::session::{Delivery, SharedTag};
-use crate::shard_msg::{ShardMsg, SharedDispatch};
+use crate::shard_msg::{Confirm, ShardMsg, SharedDispatch};
 use crate::subs::SubOptions;
 use ahash::AHashMap;
 use codec::ByteStr;
@@ -161,13 +161,16 @@ fn pick_shard(
 }
 
 impl Shard {
-    /// Sends `msg` to one member of each matching shared subscription. Returns (groups
-    /// matched, whether any went to another shard, local deliveries accepted, refused).
+    /// Sends `msg` to one member of each matching shared subscription, adding to `out`
+    /// what matched and where it went. With `confirm` (a client's QoS 1/2 PUBLISH) a message
+    /// for a member on another shard goes on the link's credit, or waits to be confirmed.
     pub(super) fn route_shared(
         &mut self,
         now_ms: u64,
         msg: &SharedMessage,
-    ) -> (bool, bool, u32, u32) {
+        confirm: Option<(crate::ids::ConnId, u64)>,
+        out: &mut super::deliver::RouteOutcome,
+    ) {
         let strategy = self.cfg.shared_strategy;
         let hash = if strategy == SharedStrategy::Hash {
             publisher_hash(msg)
@@ -186,39 +189,64 @@ impl Shard {
                 picks.push((s, g.tag.clone()));
             }
         });
-        let (mut remote, mut accepted, mut refused) = (false, 0, 0);
+        out.matched |= matched;
         for (to, tag) in picks {
+            let mut d = SharedDispatch {
+                msg: msg.clone(),
+                tag,
+                tried: ShardSet::new(),
+                credited: false,
+                confirm: None,
+            };
             if to == self.id {
-                match self.dispatch_shared(now_ms, msg.clone(), tag, ShardSet::new()) {
-                    Some(true) => accepted += 1,
-                    Some(false) => refused += 1,
-                    None => remote = true,
+                match self.dispatch_shared(now_ms, d) {
+                    Some(true) => out.accepted += 1,
+                    Some(false) => out.refused += 1,
+                    None => out.remote = true,
+                }
+                continue;
+            }
+            if let Some((conn, token)) = confirm {
+                if self.credit.take(to) {
+                    d.credited = true;
+                    out.remote = true;
+                } else {
+                    let shard = self.id;
+                    d.confirm = Some(Confirm { shard, conn, token });
+                    out.awaiting += 1;
                 }
             } else {
-                remote = true;
-                let d = SharedDispatch {
-                    msg: msg.clone(),
-                    tag,
-                    tried: ShardSet::new(),
-                };
-                self.outbox.push(to, ShardMsg::SharedPublish(Box::new(d)));
+                out.remote = true;
             }
+            self.outbox.push(to, ShardMsg::SharedPublish(Box::new(d)));
         }
-        (matched, remote, accepted, refused)
     }
 
     /// Delivers a shared message to one local member, or passes it on (see the module
     /// documentation). Some(accepted) when it stayed here, None when it was passed on or
-    /// dropped for want of any member.
-    pub(super) fn dispatch_shared(
-        &mut self,
-        now_ms: u64,
-        msg: SharedMessage,
-        tag: Arc<SharedTag>,
-        mut tried: ShardSet,
-    ) -> Option<bool> {
+    /// dropped for want of any member. Where it ends, its `confirm` is answered.
+    pub(super) fn dispatch_shared(&mut self, now_ms: u64, d: SharedDispatch) -> Option<bool> {
+        let SharedDispatch {
+            msg,
+            tag,
+            mut tried,
+            confirm,
+            ..
+        } = d;
+        let ended = |s: &mut Self, took: Option<bool>| {
+            if let Some(c) = confirm {
+                let (accepted, refused) = match took {
+                    Some(true) => (1, 0),
+                    Some(false) => (0, 1),
+                    None => (0, 0),
+                };
+                s.confirm_to(now_ms, c, accepted, refused);
+            }
+            took
+        };
         if let Some((key, opts)) = self.pick_member(&tag, &msg, true) {
-            return Some(self.deliver_shared(now_ms, key, opts, msg, tag));
+            let took = self.deliver_shared(now_ms, key, opts, msg, tag);
+            return ended(self, Some(took));
         }
         tried.insert(self.id);
         let strategy = self.cfg.shared_strategy;
@@ -229,16 +257,40 @@ impl Shard {
             .shared_counts(&tag.group, &tag.filter)
             .and_then(|c| pick_shard(strategy, c, &tried, g, random, publisher_hash(&msg)));
         if let Some(to) = next {
-            let d = SharedDispatch { msg, tag, tried };
+            // Passed on uncredited (at most once per shard); a confirmation goes with it.
+            let d = SharedDispatch {
+                msg,
+                tag,
+                tried,
+                credited: false,
+                confirm,
+            };
             self.outbox.push(to, ShardMsg::SharedPublish(Box::new(d)));
             return None;
         }
         if let Some((key, opts)) = self.pick_member(&tag, &msg, false) {
-            return Some(self.deliver_shared(now_ms, key, opts, msg, tag));
+            let took = self.deliver_shared(now_ms, key, opts, msg, tag);
+            return ended(self, Some(took));
         }
         // No member left anywhere this shard knows of.
         self.count_drop(None, crate::session::DropReason::NoSharedMember, 1);
-        None
+        ended(self, None)
+    }
+
+    /// Answers a confirmation: to the publisher's shard, or here when it is this one.
+    fn confirm_to(&mut self, now_ms: u64, c: Confirm, accepted: u32, refused: u32) {
+        if c.shard == self.id {
+            self.ack_delivered(now_ms, c.conn, c.token, accepted, refused);
+        } else {
+            let (conn, token) = (c.conn, c.token);
+            let msg = ShardMsg::Delivered {
+                conn,
+                token,
+                accepted,
+                refused,
+            };
+            self.outbox.push(c.shard, msg);
+        }
     }
 
     /// One local member of the group, by strategy; only online ones when `online_only`.
@@ -321,7 +373,14 @@ impl Shard {
                 continue;
             }
             self.stats.shared_redistributed += 1;
-            self.dispatch_shared(now_ms, d.msg, tag, ShardSet::new());
+            let d = SharedDispatch {
+                msg: d.msg,
+                tag,
+                tried: ShardSet::new(),
+                credited: false,
+                confirm: None,
+            };
+            self.dispatch_shared(now_ms, d);
         }
     }
 
