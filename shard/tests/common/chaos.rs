@@ -117,6 +117,8 @@ struct Model {
     /// waits for the other shards' route updates).
     unsubs: HashMap<u8, u32>,
     sub_sent: HashMap<u16, u32>,
+    /// An UNSUBSCRIBE (packet id 2) awaits its UNSUBACK.
+    unsub_pending: bool,
     /// Incoming QoS 2 ids: PUBREC sent, PUBREL not yet seen (the receiver's dedupe).
     qos2_pending: HashSet<u16>,
     /// QoS 1/2 PUBLISHes received and not yet acknowledged by us.
@@ -160,6 +162,8 @@ impl Chaos {
             max_queued_messages: 6,
             max_inflight: WINDOW,
             receive_maximum: RECEIVE_MAXIMUM as u16,
+            // Small, so that acknowledgements go both ways: on credit and confirmed.
+            link_credit: 2,
             offline_queue_policy: if policy_newest {
                 shard::QueuePolicy::DropNewest
             } else {
@@ -232,8 +236,10 @@ impl Chaos {
                 m.v5 = v5;
                 m.awaiting.clear();
                 m.unacked.clear(); // what is still owed is resent (DUP)
-                                   // A resumed session still holds our released QoS 2 ids: PUBREL again
-                                   // [MQTT-4.4.0-1], as a client must, or they count against Receive Maximum.
+                m.sub_sent.clear(); // a new connection: no SUBACK or UNSUBACK is coming
+                m.unsub_pending = false;
+                // A resumed session still holds our released QoS 2 ids: PUBREL again
+                // [MQTT-4.4.0-1], as a client must, or they count against Receive Maximum.
                 let rels: Vec<u16> = m.releasing.iter().copied().collect();
                 for r in rels {
                     if !self.w.is_closed(slot) {
@@ -250,6 +256,9 @@ impl Chaos {
                 // (a paused client's SUBSCRIBE waits behind its PUBLISHes).
                 let pid = 100 + u16::from(f) * 3 + u16::from(qos);
                 let m = &mut self.clients[c as usize];
+                if m.sub_sent.contains_key(&pid) {
+                    return; // that packet id is in use until its SUBACK [MQTT-2.2.1-3]
+                }
                 let unsubs = m.unsubs.get(&f).copied().unwrap_or(0);
                 m.sub_sent.insert(pid, unsubs);
                 self.w
@@ -257,6 +266,11 @@ impl Chaos {
             }
             Op::Unsubscribe { c, f } => {
                 let Some(slot) = self.online(c) else { return };
+                let m = &mut self.clients[c as usize];
+                if m.unsub_pending {
+                    return; // its one packet id is in use until the UNSUBACK
+                }
+                m.unsub_pending = true;
                 self.w
                     .send(slot, unsubscribe_packet(2, FILTERS[f as usize]));
                 let m = &mut self.clients[c as usize];
@@ -424,18 +438,18 @@ impl Chaos {
                     let n = a.packet_id.get() - 100;
                     let (f, q) = ((n / 3) as u8, (n % 3) as u8);
                     let unsubs = m.unsubs.get(&f).copied().unwrap_or(0);
-                    let undone = m.sub_sent.get(&a.packet_id.get()) != Some(&unsubs);
-                    if !undone && a.codes.iter().all(|c| !c.is_error()) {
-                        if m.subs.insert(f, q).is_some_and(|old| q < old) {
-                            // A downgrade (QoS 2 -> 0, say) takes back what was owed at the
-                            // old QoS, as an UNSUBSCRIBE would (a QoS 0 message may be dropped).
-                            m.sub_epoch += 1;
-                        }
+                    let undone = m.sub_sent.remove(&a.packet_id.get()) != Some(unsubs);
+                    let granted = !undone && a.codes.iter().all(|c| !c.is_error());
+                    // A downgrade (QoS 2 -> 0, say) takes back what was owed at the old QoS,
+                    // as an UNSUBSCRIBE would (a QoS 0 message may be dropped).
+                    if granted && m.subs.insert(f, q).is_some_and(|old| q < old) {
+                        m.sub_epoch += 1;
                     }
                 }
                 Packet::PubComp(a) => {
                     m.releasing.remove(&a.packet_id.get());
                 }
+                Packet::UnsubAck(_) => m.unsub_pending = false,
                 Packet::PubRel(r) => {
                     m.qos2_pending.remove(&r.packet_id.get());
                     if !self.w.is_closed(slot) {
