@@ -138,7 +138,7 @@ impl Default for LimitsConfig {
             max_queued_messages: 1000,
             offline_queue_policy: QueuePolicy::DropOldest,
             stuck_timeout: 30,
-            link_credit: 4096,
+            link_credit: 256,
             max_subscriptions_per_client: 100,
             max_topic_levels: 32,
             max_keepalive: 65535,

@@ -77,7 +77,7 @@ pub const KEYS: &[KeySpec] = &[
         "Which message an offline persistent session with a full queue loses: the oldest queued one (fresh data wins) or the new one (the publisher then gets 0x97 from MQTT 5 if no other subscriber took it)."),
     key("limits.stuck_timeout", "1..=4294967295 seconds", "set it to e.g. 30", "30",
         "A subscriber whose full queue holds publishers back, and that makes no progress (acknowledges nothing, its socket takes no bytes) for this many seconds, is disconnected (MQTT 5: DISCONNECT 0x97) and its session goes offline, so one dead client cannot stall a topic."),
-    key("limits.link_credit", "0..=1000000 messages", "set it to e.g. 4096", "4096",
+    key("limits.link_credit", "0..=1000000 messages", "set it to e.g. 256", "256",
         "Per pair of shards: how many client QoS 1/2 messages one shard may pass to the other with their PUBACK/PUBREC sent at once. The other shard gives the credit back once per turn, when it has queued them; with none left, an acknowledgement waits until the other shard took the message, which slows publishers through their windows. Bounds what is under way between two cores (credit plus the publishers' windows); 0 makes every cross-shard acknowledgement wait."),
     key("limits.max_subscriptions_per_client", "1..=4294967295", "set it to e.g. 100", "100",
         "Most topic filters one client may hold."),
