@@ -184,3 +184,39 @@ fn pingreq_gets_pingresp() {
     w.send(c, Packet::PingReq);
     assert_eq!(w.recv(c), vec![Packet::PingResp]);
 }
+
+#[test]
+fn subacks_and_unsubacks_leave_in_the_order_of_the_requests() {
+    let mut w = World::new(2);
+    let c = w.connect(&id_on("orderly", 0, 2), V4, true);
+    w.recv(c);
+    // The first SUBSCRIBE waits for shard 1's route acknowledgement; the second (same
+    // filter, QoS 0) and the UNSUBSCRIBE of another filter need nothing from other shards.
+    w.send_unsettled(c, subscribe_packet(1, "o/#", QoS::AtLeastOnce));
+    w.send_unsettled(c, subscribe_packet(2, "o/#", QoS::AtMostOnce));
+    w.send_unsettled(c, unsubscribe_packet(3, "none"));
+    w.settle();
+    let order: Vec<(u16, String)> = w
+        .recv(c)
+        .iter()
+        .filter_map(|p| match p {
+            Packet::SubAck(a) => Some((a.packet_id.get(), format!("{:?}", a.codes))),
+            Packet::UnsubAck(a) => Some((a.packet_id.get(), "unsub".to_string())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        order,
+        vec![
+            (1, "[GrantedQoS1]".to_string()),
+            (2, "[Success]".to_string()),
+            (3, "unsub".to_string())
+        ]
+    );
+    // The last SUBSCRIBE is in force: QoS 0.
+    let p = w.connect(&id_on("pub", 1, 2), V4, true);
+    w.publish(p, "o/x", "m", QoS::AtLeastOnce, false, 1);
+    let got = w.publishes(c);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].qos, QoS::AtMostOnce);
+}

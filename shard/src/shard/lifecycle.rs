@@ -91,6 +91,7 @@ impl Shard {
         };
         // Acknowledgements still waiting for other shards die with the connection.
         self.pending_acks.remove(&conn);
+        self.drop_sub_replies(now_ms, conn);
         self.paused.remove(&conn);
         self.events
             .push(IoEvent::Close(conn, c.out.take_contiguous()));

@@ -168,6 +168,14 @@ struct PendingSub {
     sub_id: Option<std::num::NonZeroU32>,
 }
 
+/// An answer to SUBSCRIBE or UNSUBSCRIBE, queued behind a SUBACK that waits.
+#[derive(Debug)]
+enum SubReply {
+    /// The SUBSCRIBE of this token (in `pending_subs`).
+    Sub(u64),
+    Unsub(codec::UnsubAck),
+}
+
 /// Counters of one shard; summed across shards for metrics and `$SYS`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ShardStats {
@@ -238,6 +246,8 @@ pub struct Shard {
     /// This shard's paused publishers and when their pause ends.
     paused: AHashMap<ConnId, u64>,
     pending_subs: AHashMap<u64, PendingSub>,
+    /// Per connection with a SUBSCRIBE waiting for other shards: its answers, in order.
+    sub_replies: AHashMap<ConnId, std::collections::VecDeque<SubReply>>,
     /// Per connection, QoS 1/2 acknowledgements waiting for other shards (`acks`).
     pending_acks: AHashMap<ConnId, acks::AckQueue>,
     /// Messages this shard may send to each other shard acknowledged at once (`credit`).
@@ -294,6 +304,7 @@ impl Shard {
             throttled: AHashMap::new(),
             paused: AHashMap::new(),
             pending_subs: AHashMap::new(),
+            sub_replies: AHashMap::new(),
             pending_acks: AHashMap::new(),
             last_frame: Default::default(),
             detached: None,

@@ -59,20 +59,7 @@ impl Shard {
             }
             ShardMsg::RouteRemove { filter } => self.routes.remove(&filter, from),
             ShardMsg::Throttle { conn, pause } => self.throttle_conn(now_ms, conn, pause),
-            ShardMsg::RouteAck { token } => {
-                let done = match self.pending_subs.get_mut(&token) {
-                    Some(p) => {
-                        p.awaiting = p.awaiting.saturating_sub(1);
-                        p.awaiting == 0
-                    }
-                    None => false,
-                };
-                if done {
-                    if let Some(p) = self.pending_subs.remove(&token) {
-                        self.finish_subscribe(now_ms, p);
-                    }
-                }
-            }
+            ShardMsg::RouteAck { token } => self.route_acked(now_ms, token),
             ShardMsg::Retain(m) => self.apply_retained(m),
             ShardMsg::RetainedQuery {
                 filter,

@@ -1,8 +1,11 @@
 //! SUBSCRIBE and UNSUBSCRIBE: plain and shared subscriptions, the route updates other
 //! shards must acknowledge before SUBACK, retained-message delivery after it, and removal
-//! of a session's subscriptions when it ends.
+//! of a session's subscriptions when it ends. A connection's SUBACKs and UNSUBACKs leave in
+//! the order of its requests: one that is ready waits behind an earlier SUBACK that waits
+//! for other shards, so a client that subscribes, then changes or drops the subscription,
+//! reads the answers in the order the broker applied them.
 
-use super::{Action, PendingSub, Shard};
+use super::{Action, PendingSub, Shard, SubReply};
 use crate::ids::{ConnId, SessionKey, ShardId};
 use crate::shard_msg::ShardMsg;
 use crate::subs::SubOptions;
@@ -40,10 +43,76 @@ impl Shard {
             retained,
             sub_id,
         };
-        if awaiting == 0 {
-            self.finish_subscribe(now_ms, pending);
-        } else {
-            self.pending_subs.insert(token, pending);
+        if awaiting == 0 && !self.sub_replies.contains_key(&conn) {
+            return self.finish_subscribe(now_ms, pending);
+        }
+        self.pending_subs.insert(token, pending);
+        self.sub_replies
+            .entry(conn)
+            .or_default()
+            .push_back(SubReply::Sub(token));
+        self.flush_sub_replies(now_ms, conn);
+    }
+
+    /// One more shard acknowledged the route updates of SUBSCRIBE `token`.
+    pub(super) fn route_acked(&mut self, now_ms: u64, token: u64) {
+        let Some(p) = self.pending_subs.get_mut(&token) else {
+            return;
+        };
+        p.awaiting = p.awaiting.saturating_sub(1);
+        if p.awaiting > 0 {
+            return;
+        }
+        let conn = p.conn;
+        if self.sub_replies.contains_key(&conn) {
+            self.flush_sub_replies(now_ms, conn);
+        } else if let Some(p) = self.pending_subs.remove(&token) {
+            // Its connection closed meanwhile: the session still gets its retained messages.
+            self.finish_subscribe(now_ms, p);
+        }
+    }
+
+    /// Sends the answers at the front of `conn`'s queue that are ready, in order.
+    fn flush_sub_replies(&mut self, now_ms: u64, conn: ConnId) {
+        while let Some(q) = self.sub_replies.get_mut(&conn) {
+            match q.front() {
+                Some(SubReply::Sub(t)) => {
+                    let t = *t;
+                    if self.pending_subs.get(&t).is_some_and(|p| p.awaiting > 0) {
+                        return;
+                    }
+                    q.pop_front();
+                    if let Some(p) = self.pending_subs.remove(&t) {
+                        self.finish_subscribe(now_ms, p);
+                    }
+                }
+                Some(SubReply::Unsub(_)) => {
+                    if let Some(SubReply::Unsub(ack)) = q.pop_front() {
+                        self.send(conn, &Packet::UnsubAck(ack));
+                    }
+                }
+                None => {
+                    self.sub_replies.remove(&conn);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// `conn` closed: SUBSCRIBEs queued behind others and ready finish now (their retained
+    /// messages go to the session); those still waiting finish when their acks come.
+    pub(super) fn drop_sub_replies(&mut self, now_ms: u64, conn: ConnId) {
+        let Some(q) = self.sub_replies.remove(&conn) else {
+            return;
+        };
+        for r in q {
+            if let SubReply::Sub(t) = r {
+                if self.pending_subs.get(&t).is_some_and(|p| p.awaiting == 0) {
+                    if let Some(p) = self.pending_subs.remove(&t) {
+                        self.finish_subscribe(now_ms, p);
+                    }
+                }
+            }
         }
     }
 
@@ -199,7 +268,13 @@ impl Shard {
             codes,
             properties: AckProperties::default(),
         };
-        self.send(conn, &Packet::UnsubAck(ack));
+        match self.sub_replies.get_mut(&conn) {
+            // Behind a SUBACK that waits for other shards.
+            Some(q) => q.push_back(SubReply::Unsub(ack)),
+            None => {
+                self.send(conn, &Packet::UnsubAck(ack));
+            }
+        }
     }
 
     /// Removes one subscription (full filter, `$share/` included) from the table and tells

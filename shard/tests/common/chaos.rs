@@ -113,8 +113,7 @@ struct Model {
     releasing: HashSet<u16>,
     /// Per filter, how many UNSUBSCRIBEs were sent; per SUBSCRIBE packet id, that count when
     /// it was sent. A SUBACK answering a SUBSCRIBE that an UNSUBSCRIBE of the same filter
-    /// followed grants nothing lasting (the broker may send the UNSUBACK first: the SUBACK
-    /// waits for the other shards' route updates).
+    /// followed grants nothing lasting (both may be read together by a paused connection).
     unsubs: HashMap<u8, u32>,
     sub_sent: HashMap<u16, u32>,
     /// An UNSUBSCRIBE (packet id 2) awaits its UNSUBACK.
