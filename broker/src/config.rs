@@ -113,6 +113,8 @@ pub struct LimitsConfig {
     /// Client QoS 1/2 messages per shard and other shard acknowledged before that shard
     /// took them (0: every such acknowledgement waits for it).
     pub link_credit: u32,
+    /// Bytes of unsent output per connection before QoS 0 deliveries to it are dropped.
+    pub max_pending_output: u32,
     pub max_subscriptions_per_client: u32,
     pub max_topic_levels: u16,
     /// Seconds; the most keepalive a client may ask for.
@@ -139,6 +141,7 @@ impl Default for LimitsConfig {
             offline_queue_policy: QueuePolicy::DropOldest,
             stuck_timeout: 30,
             link_credit: 256,
+            max_pending_output: 524_288,
             max_subscriptions_per_client: 100,
             max_topic_levels: 32,
             max_keepalive: 65535,

@@ -79,6 +79,8 @@ pub const KEYS: &[KeySpec] = &[
         "A subscriber whose full queue holds publishers back, and that makes no progress (acknowledges nothing, its socket takes no bytes) for this many seconds, is disconnected (MQTT 5: DISCONNECT 0x97) and its session goes offline, so one dead client cannot stall a topic."),
     key("limits.link_credit", "0..=1000000 messages", "set it to e.g. 256", "256",
         "Per pair of shards: how many client QoS 1/2 messages one shard may pass to the other with their PUBACK/PUBREC sent at once. The other shard gives the credit back once per turn, when it has queued them; with none left, an acknowledgement waits until the other shard took the message, which slows publishers through their windows. Bounds what is under way between two cores (credit plus the publishers' windows); 0 makes every cross-shard acknowledgement wait."),
+    key("limits.max_pending_output", "4096..=4294967295 bytes", "set it to e.g. 524288 (512 KiB)", "524288",
+        "Unsent output one connection may hold before QoS 0 messages to it are dropped (counted as slow_consumer); QoS 1/2 are never dropped for it, their publishers are paused instead. Bounds the memory a slow QoS 0 subscriber costs: connections x this value at most."),
     key("limits.max_subscriptions_per_client", "1..=4294967295", "set it to e.g. 100", "100",
         "Most topic filters one client may hold."),
     key("limits.max_topic_levels", "1..=65535", "set it to e.g. 32", "32",

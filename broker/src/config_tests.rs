@@ -200,7 +200,7 @@ fn validation_reports_every_problem_at_once() {
 #[test]
 fn unknown_keys_are_named_with_the_valid_keys_of_their_table() {
     let limits = "max_connections, max_packet_size, max_inflight, max_queued_messages, \
-                  offline_queue_policy, stuck_timeout, link_credit, max_subscriptions_per_client, max_topic_levels, max_keepalive, max_client_id_len, \
+                  offline_queue_policy, stuck_timeout, link_credit, max_pending_output, max_subscriptions_per_client, max_topic_levels, max_keepalive, max_client_id_len, \
                   receive_maximum, topic_alias_maximum, connect_timeout, max_message_expiry";
     assert_eq!(
         one_problem("[limits]\nmax_inflght = 3"),

@@ -17,6 +17,7 @@ pub fn shard_config(c: &Config) -> ShardConfig {
         },
         stuck_timeout_ms: u64::from(l.stuck_timeout) * 1000,
         link_credit: l.link_credit,
+        max_pending_write_bytes: l.max_pending_output as usize,
         max_subscriptions_per_client: l.max_subscriptions_per_client as usize,
         max_topic_levels: l.max_topic_levels as usize,
         max_keepalive: l.max_keepalive,

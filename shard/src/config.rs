@@ -127,7 +127,7 @@ impl Default for ShardConfig {
             max_message_expiry: 0,
             max_retained_messages: 1_000_000,
             max_retained_bytes: 1 << 30,
-            max_pending_write_bytes: 4 * 1024 * 1024,
+            max_pending_write_bytes: 512 * 1024,
             shared_strategy: SharedStrategy::RoundRobin,
         }
     }
