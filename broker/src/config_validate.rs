@@ -46,7 +46,12 @@ impl Config {
         );
         range("limits.stuck_timeout", l.stuck_timeout.into(), 1, u64::MAX);
         range("limits.link_credit", l.link_credit.into(), 0, 1_000_000);
-        range("limits.max_pending_output", l.max_pending_output.into(), 4096, u64::MAX);
+        range(
+            "limits.max_pending_output",
+            l.max_pending_output.into(),
+            4096,
+            u64::MAX,
+        );
         range(
             "limits.max_subscriptions_per_client",
             l.max_subscriptions_per_client.into(),
