@@ -37,6 +37,5 @@ pub fn shard_config(c: &Config) -> ShardConfig {
             SharedStrategy::Sticky => shard::SharedStrategy::Sticky,
             SharedStrategy::Hash => shard::SharedStrategy::Hash,
         },
-        ..ShardConfig::default()
     }
 }
