@@ -12,15 +12,6 @@
 #[path = "../../shard/tests/common/mod.rs"]
 mod common;
 
-use common::chaos::{Chaos, Op};
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    let [a, b, rest @ ..] = data else { return };
-    let ops: Vec<Op> = rest
-        .chunks_exact(4)
-        .take(200)
-        .map(|c| Op::from_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    Chaos::new(1 + usize::from(*a) % 3, b & 1 == 1).run(&ops);
-});
+fuzz_target!(|data: &[u8]| common::chaos::run_input(data));

@@ -91,6 +91,18 @@ impl Op {
     }
 }
 
+/// Runs one fuzz input: byte 0 picks 1 to 3 shards, byte 1 the offline queue policy, then
+/// 4 bytes per operation (`Op::from_bytes`), at most 200 of them.
+pub fn run_input(data: &[u8]) {
+    let [a, b, rest @ ..] = data else { return };
+    let ops: Vec<Op> = rest
+        .chunks_exact(4)
+        .take(200)
+        .map(|c| Op::from_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    Chaos::new(1 + usize::from(*a) % 3, b & 1 == 1).run(&ops);
+}
+
 /// What the test knows of one client.
 #[derive(Default)]
 struct Model {
