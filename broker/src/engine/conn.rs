@@ -331,6 +331,9 @@ fn process(ctx: &Rc<Ctx>, conn: ConnId) -> bool {
                 }
             }
         }
+        if !connected {
+            shard.peek_connect(conn, &buf);
+        }
         match codec::decode(&mut buf, &limits, version) {
             Ok(None) => break,
             Ok(Some(Packet::Connect(connect))) if !connected => {

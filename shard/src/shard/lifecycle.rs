@@ -13,6 +13,20 @@ impl Shard {
         self.close_conn(now_ms, conn, true, None);
     }
 
+    /// Before CONNECT: takes the protocol version from a CONNECT at the front of `buf`, so a
+    /// CONNECT that then fails to decode is refused in the client's own version (an MQTT 5
+    /// client reads CONNACK 0x81, 0x82, 0x90 or 0x99 instead of seeing the socket close).
+    pub fn peek_connect(&mut self, conn: ConnId, buf: &[u8]) {
+        let Some(c) = self.conns.get_mut(conn.slot, conn.gen) else {
+            return;
+        };
+        if c.session.is_none() {
+            if let Some(v) = codec::peek_connect_version(buf) {
+                c.version = v;
+            }
+        }
+    }
+
     /// The decoder rejected bytes from `conn`: answer as the spec asks and close.
     /// Before CONNECT was accepted, a v3 client gets the matching CONNACK return code where one
     /// exists (unacceptable protocol version, identifier rejected); a v5 client a CONNACK or
@@ -28,10 +42,12 @@ impl Shard {
         };
         self.stats.protocol_errors += 1;
         if c.session.is_none() {
-            if matches!(
-                code,
-                ReasonCode::UnsupportedProtocolVersion | ReasonCode::ClientIdentifierNotValid
-            ) {
+            if c.version.is_v5()
+                || matches!(
+                    code,
+                    ReasonCode::UnsupportedProtocolVersion | ReasonCode::ClientIdentifierNotValid
+                )
+            {
                 let ack = codec::ConnAck {
                     session_present: false,
                     code,

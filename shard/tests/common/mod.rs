@@ -301,6 +301,7 @@ impl World {
         let conn = cl.conn.expect("client has a connection");
         let mut buf = BytesMut::from(bytes);
         while let Some((limits, version)) = self.shards[cl.shard].decode_params(conn) {
+            self.shards[cl.shard].peek_connect(conn, &buf);
             match decode(&mut buf, &limits, version) {
                 Ok(Some(p)) => self.shards[cl.shard].handle_packet(self.now, conn, p),
                 Err(e) => {
