@@ -80,6 +80,36 @@ fn flooding_publisher_is_paused_across_shards() {
 }
 
 #[test]
+fn a_publisher_paused_and_resumed_again_and_again_keeps_one_pause_timer() {
+    let (mut w, s, p) = stuck_subscriber(connect_packet("fast", V4, true, 0, None));
+    let mut pid = 0u16;
+    for cycle in 0..300 {
+        while !w.clients[p].paused {
+            pid = pid % 60_000 + 1;
+            w.publish(p, "bp", "m", QoS::AtLeastOnce, false, pid);
+        }
+        // Acknowledge everything: the queue drains and the publisher resumes.
+        while w.clients[p].paused {
+            let batch = w.publishes(s);
+            assert!(
+                !batch.is_empty(),
+                "cycle {cycle}: paused with nothing to drain"
+            );
+            for m in batch {
+                w.send(s, Packet::PubAck(PubAck::new(m.packet_id.expect("qos1"))));
+            }
+        }
+        // Half-way through the pause deadline, so old timers fire while it is paused again.
+        if cycle % 50 == 49 {
+            w.advance(500);
+        }
+    }
+    assert!(w.clients[p].pauses >= 300, "{} pauses", w.clients[p].pauses);
+    let timers = w.shards[0].stats().timers;
+    assert!(timers <= 8, "{timers} timers in the wheel after 300 pauses");
+}
+
+#[test]
 fn a_pause_lasts_while_the_queue_stays_full_and_nothing_is_dropped() {
     let (mut w, _stuck, p) = stuck_subscriber(connect_packet("fast", V4, true, 0, None));
     for i in 1..=20u16 {

@@ -311,7 +311,7 @@ impl Shard {
         self.timers.advance(now_ms, &mut due);
         for ev in due.drain(..) {
             match ev {
-                TimerEvent::ThrottleDeadline(conn) => self.throttle_deadline(now_ms, conn),
+                TimerEvent::ThrottleDeadline(conn, at) => self.throttle_deadline(now_ms, conn, at),
                 TimerEvent::Congestion(key) => self.congestion_check(now_ms, key),
                 TimerEvent::ConnectTimeout(conn) => {
                     let pending = self

@@ -95,8 +95,8 @@ pub enum Notice {
 pub enum TimerEvent {
     /// The connection must have completed CONNECT by now.
     ConnectTimeout(ConnId),
-    /// A paused publisher is resumed by now at the latest.
-    ThrottleDeadline(ConnId),
+    /// A paused publisher is resumed by now at the latest (the deadline it was set for).
+    ThrottleDeadline(ConnId, u64),
     /// A congested subscriber: renew its publishers' pauses, or find it stuck.
     Congestion(SessionKey),
     KeepAlive(ConnId),
@@ -181,6 +181,8 @@ enum SubReply {
 pub struct ShardStats {
     pub connections: u64,
     pub sessions: u64,
+    /// Timers in the shard's wheel (keepalive, pause deadlines, expiry, will delay).
+    pub timers: u64,
     pub messages_received: u64,
     pub messages_sent: u64,
     /// Every message dropped, whatever the reason (the sum of `drops`).
@@ -245,6 +247,8 @@ pub struct Shard {
     throttled: AHashMap<SessionKey, throttle::Waiters>,
     /// This shard's paused publishers and when their pause ends.
     paused: AHashMap<ConnId, u64>,
+    /// The one pause-deadline timer each paused publisher has in the wheel (when it fires).
+    throttle_timers: AHashMap<ConnId, u64>,
     pending_subs: AHashMap<u64, PendingSub>,
     /// Per connection with a SUBSCRIBE waiting for other shards: its answers, in order.
     sub_replies: AHashMap<ConnId, std::collections::VecDeque<SubReply>>,
@@ -303,6 +307,7 @@ impl Shard {
             notices: Vec::new(),
             throttled: AHashMap::new(),
             paused: AHashMap::new(),
+            throttle_timers: AHashMap::new(),
             pending_subs: AHashMap::new(),
             sub_replies: AHashMap::new(),
             pending_acks: AHashMap::new(),
@@ -442,6 +447,7 @@ impl Shard {
         let mut s = self.stats;
         s.sessions = self.sessions.len() as u64;
         s.connections = self.conns.len() as u64;
+        s.timers = self.timers.len() as u64;
         s
     }
 
