@@ -312,7 +312,7 @@ impl Shard {
         for ev in due.drain(..) {
             match ev {
                 TimerEvent::ThrottleDeadline(conn, at) => self.throttle_deadline(now_ms, conn, at),
-                TimerEvent::Congestion(key) => self.congestion_check(now_ms, key),
+                TimerEvent::Congestion(key, at) => self.congestion_check(now_ms, key, at),
                 TimerEvent::ConnectTimeout(conn) => {
                     let pending = self
                         .conns

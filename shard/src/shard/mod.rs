@@ -97,8 +97,9 @@ pub enum TimerEvent {
     ConnectTimeout(ConnId),
     /// A paused publisher is resumed by now at the latest (the deadline it was set for).
     ThrottleDeadline(ConnId, u64),
-    /// A congested subscriber: renew its publishers' pauses, or find it stuck.
-    Congestion(SessionKey),
+    /// A congested subscriber: renew its publishers' pauses, or find it stuck (the time it
+    /// was set for).
+    Congestion(SessionKey, u64),
     KeepAlive(ConnId),
     SessionExpiry(SessionKey, u32),
     WillDelay(SessionKey, u32),
@@ -249,6 +250,8 @@ pub struct Shard {
     paused: AHashMap<ConnId, u64>,
     /// The one pause-deadline timer each paused publisher has in the wheel (when it fires).
     throttle_timers: AHashMap<ConnId, u64>,
+    /// The one renewal timer each congested subscriber has in the wheel (when it fires).
+    congestion_timers: AHashMap<SessionKey, u64>,
     pending_subs: AHashMap<u64, PendingSub>,
     /// Per connection with a SUBSCRIBE waiting for other shards: its answers, in order.
     sub_replies: AHashMap<ConnId, std::collections::VecDeque<SubReply>>,
@@ -308,6 +311,7 @@ impl Shard {
             throttled: AHashMap::new(),
             paused: AHashMap::new(),
             throttle_timers: AHashMap::new(),
+            congestion_timers: AHashMap::new(),
             pending_subs: AHashMap::new(),
             sub_replies: AHashMap::new(),
             pending_acks: AHashMap::new(),

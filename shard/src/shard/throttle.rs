@@ -71,8 +71,7 @@ impl Shard {
             return;
         }
         if fresh {
-            self.timers
-                .insert(now_ms + RENEW_MS, TimerEvent::Congestion(key));
+            self.arm_congestion_timer(key, now_ms + RENEW_MS);
         }
         self.set_throttle(now_ms, shard, conn, true);
     }
@@ -109,9 +108,23 @@ impl Shard {
         true
     }
 
-    /// The renewal timer of a congested session: resume its publishers if it drained,
-    /// disconnect it if it made no progress for `stuck_timeout_ms`, else renew the pauses.
-    pub(super) fn congestion_check(&mut self, now_ms: u64, key: SessionKey) {
+    /// Puts the renewal timer of congested `key` in the wheel unless one that fires no later
+    /// is there (one per subscriber, however often it congests and drains).
+    fn arm_congestion_timer(&mut self, key: SessionKey, at: u64) {
+        if self.congestion_timers.get(&key).is_none_or(|&t| t > at) {
+            self.congestion_timers.insert(key, at);
+            self.timers.insert(at, TimerEvent::Congestion(key, at));
+        }
+    }
+
+    /// The renewal timer of a congested session (set for `at`): resume its publishers if it
+    /// drained, disconnect it if it made no progress for `stuck_timeout_ms`, else renew the
+    /// pauses. A timer that is no longer the session's one is ignored.
+    pub(super) fn congestion_check(&mut self, now_ms: u64, key: SessionKey, at: u64) {
+        if self.congestion_timers.get(&key) != Some(&at) {
+            return;
+        }
+        self.congestion_timers.remove(&key);
         if self.release_waiters(now_ms, key) {
             return;
         }
@@ -129,8 +142,7 @@ impl Shard {
         for (shard, conn) in list {
             self.set_throttle(now_ms, shard, conn, true);
         }
-        self.timers
-            .insert(now_ms + RENEW_MS, TimerEvent::Congestion(key));
+        self.arm_congestion_timer(key, now_ms + RENEW_MS);
     }
 
     /// Closes the connection of a subscriber that held publishers back without progress.
