@@ -44,10 +44,6 @@ fn main() -> ExitCode {
     }
     let shards = config.shard_count();
     broker::rlimit::warn_if_low(config.limits.max_connections, shards);
-    // Before any thread exists (see the function for the measured reason).
-    if let Err(e) = broker::rlimit::presize_fd_table(config.limits.max_connections, shards) {
-        tracing::warn!("could not pre-size the descriptor table: {e}");
-    }
     let listeners: Vec<_> = config.listeners.iter().map(|l| l.bind).collect();
     broker::engine::now_ms();
     broker::signals::block();

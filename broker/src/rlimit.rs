@@ -1,8 +1,9 @@
 //! The open-file limit (RLIMIT_NOFILE): raise the soft limit to the hard limit at start, and
-//! warn loudly when even that is too low for the configured connection count. Every
-//! connection is a file descriptor, and the common default soft limit of 1024 is the
-//! reason brokers "stop at ~1,000 connections". This module only reads and raises the
-//! process's own limit; it never lowers it and never touches system settings.
+//! warn loudly when even that is too low for the configured connection count. Connections
+//! are io_uring direct descriptors, not process fds, but the kernel caps each shard's table
+//! of them at this limit (the common default of 1024 is why brokers "stop at ~1,000
+//! connections"). This module only reads and raises the process's own limit; it never
+//! lowers it and never touches system settings.
 
 use std::fmt;
 use std::io;
@@ -131,60 +132,29 @@ fn nr_open() -> Rlim {
         .unwrap_or(NR_OPEN_DEFAULT)
 }
 
-/// Grows this process's descriptor table now to hold every descriptor the configuration can
-/// use (`max_connections` plus the headroom, capped by the soft limit), and returns that
-/// number. Call it while the process still has one thread.
-///
-/// Why: the kernel doubles the table as descriptors are opened, and in a process with more
-/// than one thread each doubling waits for an RCU grace period (`expand_fdtable`). Measured
-/// with `perf trace` on this project's connect benchmark: the `accept4` that returned fd 4,096
-/// took 10.9 ms and the one at 8,192 took 6.1 ms, with the whole shard stalled meanwhile;
-/// those stalls were the connect p99. The table costs 8 bytes per slot, which a full broker
-/// needs anyway.
-pub fn presize_fd_table(max_connections: u32, shards: usize) -> io::Result<u64> {
-    let soft = nofile().map_err(|e| io::Error::other(e.to_string()))?.soft;
-    let want = (u64::from(max_connections) + headroom(shards)).min(soft);
-    if want < 2 {
-        return Ok(want);
-    }
-    // The highest descriptor number the table must reach; F_DUPFD grows it to cover that.
-    let top = libc::c_int::try_from(want - 1).unwrap_or(libc::c_int::MAX);
-    // SAFETY: open, fcntl and close on descriptors created here and closed before returning.
-    unsafe {
-        let fd = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let high = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, top);
-        let err = io::Error::last_os_error();
-        libc::close(fd);
-        if high < 0 {
-            return Err(err);
-        }
-        libc::close(high);
-    }
-    Ok(want)
-}
+/// Slots each shard's descriptor table has beyond its share of `max_connections`, for
+/// sockets lingering after a close or arriving by hand-off (`engine/executor.rs`).
+pub const TABLE_SPARE: u64 = 1024;
 
-/// Descriptors needed besides client sockets: per shard its io_uring rings and eventfds,
-/// its listener sockets, its log files and a dup'd fd during a socket hand-off; per process
-/// stdio, the admin and metrics sockets and some slack for libraries.
-pub fn headroom(shards: usize) -> u64 {
-    64 + 16 * shards as u64
-}
-
-/// The open-file limit is too low for the configured connection count.
+/// The open-file limit is too low for the configured connection count. Connections are not
+/// process fds (they live in each shard's io_uring table of direct descriptors), but the
+/// kernel caps one such table at RLIMIT_NOFILE, so the limit bounds each shard's share.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LowNofile {
     pub soft: Rlim,
     pub max_connections: u32,
-    pub headroom: u64,
+    pub shards: usize,
 }
 
 impl LowNofile {
-    /// The smallest limit that holds `max_connections` plus the headroom.
+    /// The smallest limit whose tables hold each shard's share plus the spare slots.
     pub fn needed(&self) -> u64 {
-        u64::from(self.max_connections) + self.headroom
+        u64::from(self.max_connections).div_ceil(self.shards.max(1) as u64) + TABLE_SPARE
+    }
+
+    /// About how many connections the shards' tables hold under this limit.
+    pub fn capacity(&self) -> u64 {
+        self.soft.saturating_sub(TABLE_SPARE) * self.shards.max(1) as u64
     }
 }
 
@@ -193,8 +163,9 @@ impl fmt::Display for LowNofile {
         let needed = self.needed();
         write!(
             f,
-            "the open-file limit {} is below limits.max_connections {} + {} descriptors for \
-             shards and listeners = {needed}; connections beyond about {} will be refused. \
+            "the open-file limit {} caps each shard's table of connections below its share of \
+             limits.max_connections {} over {} shard(s) + {} spare slots = {needed}; \
+             connections beyond about {} will be refused. \
              Fix: raise the limit to at least {needed}: under systemd LimitNOFILE={needed} or \
              more in the unit (kernel-tuning/systemd/ringmq.service), from a shell a nofile \
              line in /etc/security/limits.d/ (kernel-tuning/tune.sh installs \
@@ -202,8 +173,9 @@ impl fmt::Display for LowNofile {
              is short. Or lower limits.max_connections",
             self.soft,
             self.max_connections,
-            self.headroom,
-            self.soft.saturating_sub(self.headroom),
+            self.shards,
+            TABLE_SPARE,
+            self.capacity(),
             self.max_connections,
         )
     }
@@ -214,7 +186,7 @@ pub fn check_nofile(soft: Rlim, max_connections: u32, shards: usize) -> Option<L
     let low = LowNofile {
         soft,
         max_connections,
-        headroom: headroom(shards),
+        shards,
     };
     (soft != UNLIMITED && soft < low.needed()).then_some(low)
 }
@@ -239,52 +211,27 @@ pub fn warn_if_low(max_connections: u32, shards: usize) -> Option<LowNofile> {
 
 #[cfg(test)]
 mod tests {
-    /// The kernel's descriptor table size for this process (`FDSize` in /proc/self/status).
-    fn fd_table_size() -> u64 {
-        let status = std::fs::read_to_string("/proc/self/status").unwrap();
-        let line = status.lines().find(|l| l.starts_with("FDSize:")).unwrap();
-        line["FDSize:".len()..].trim().parse().unwrap()
-    }
-
-    #[test]
-    fn presize_grows_the_descriptor_table_up_front() {
-        let soft = super::nofile().unwrap().soft;
-        let want = 3000u64.min(soft);
-        let got = super::presize_fd_table(3000 - super::headroom(1) as u32, 1).unwrap();
-        assert_eq!(got, want);
-        assert!(
-            fd_table_size() >= want,
-            "table {} < {want}",
-            fd_table_size()
-        );
-    }
-
     use super::*;
 
     #[test]
-    fn headroom_grows_per_shard() {
-        assert_eq!(headroom(1), 80);
-        assert_eq!(headroom(4), 128);
-    }
-
-    #[test]
     fn low_limit_is_reported_with_the_fix() {
-        let low = check_nofile(1024, 1_000_000, 4).expect("1024 < 1,000,128");
+        let low = check_nofile(20_000, 1_000_000, 4).expect("20,000 < 251,024");
         assert_eq!(
             low,
             LowNofile {
-                soft: 1024,
+                soft: 20_000,
                 max_connections: 1_000_000,
-                headroom: 128
+                shards: 4
             }
         );
-        assert_eq!(low.needed(), 1_000_128);
+        assert_eq!(low.needed(), 251_024);
         let text = low.to_string();
         assert!(text.starts_with(
-            "the open-file limit 1024 is below limits.max_connections 1000000 + 128 descriptors"
+            "the open-file limit 20000 caps each shard's table of connections below its share \
+             of limits.max_connections 1000000 over 4 shard(s) + 1024 spare slots = 251024"
         ));
-        assert!(text.contains("connections beyond about 896 will be refused"));
-        assert!(text.contains("LimitNOFILE=1000128"));
+        assert!(text.contains("connections beyond about 75904 will be refused"));
+        assert!(text.contains("LimitNOFILE=251024"));
         assert!(text.contains("/etc/security/limits.d/"));
         assert!(text.contains("kernel-tuning/systemd/ringmq.service"));
         assert!(text.contains("kernel-tuning/check.sh 1000000 lists what else is short"));
@@ -292,9 +239,10 @@ mod tests {
 
     #[test]
     fn enough_limit_is_quiet() {
-        // Exactly max_connections + headroom is enough; one less is not.
-        assert_eq!(check_nofile(1080, 1000, 1), None);
-        assert!(check_nofile(1079, 1000, 1).is_some());
+        // Exactly a shard's share plus the spare slots is enough; one less is not.
+        assert_eq!(check_nofile(2024, 1000, 1), None);
+        assert!(check_nofile(2023, 1000, 1).is_some());
+        assert_eq!(check_nofile(1524, 1000, 2), None);
         assert_eq!(check_nofile(UNLIMITED, u32::MAX, 256), None);
     }
 

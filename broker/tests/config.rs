@@ -229,17 +229,18 @@ fn soft_open_file_limit_is_raised_to_hard_and_a_low_one_is_warned_about() {
     let warning = lines.next().unwrap_or_default();
     assert!(
         warning.starts_with(
-            "warning: the open-file limit 300 is below limits.max_connections 1000 + 80"
+            "warning: the open-file limit 300 caps each shard's table of connections below its \
+             share of limits.max_connections 1000 over 1 shard(s) + 1024 spare slots = 2024"
         ),
         "{err}"
     );
-    assert!(warning.contains("LimitNOFILE=1080"), "{warning}");
+    assert!(warning.contains("LimitNOFILE=2024"), "{warning}");
     assert!(warning.contains("/etc/security/limits.d/"), "{warning}");
 
-    let out = with_nofile(1080, 512, &["--check-config", "--config", path]);
+    let out = with_nofile(2024, 512, &["--check-config", "--config", path]);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(
         text(&out.stderr),
-        "ringmq: open-file limit raised from 512 to 1080 (hard 1080)\n"
+        "ringmq: open-file limit raised from 512 to 2024 (hard 2024)\n"
     );
 }

@@ -1,5 +1,5 @@
-//! `Ctx`: what one executor's tasks share: the shard state machine, the sockets of its
-//! connections, a shared read buffer, the mesh sender, and the end-of-turn flush signal.
+//! `Ctx`: what one executor's tasks share: the shard state machine, the ring and the sockets
+//! of its connections, the mesh sender, and the end-of-turn flush signal.
 //!
 //! Everything here lives on one thread. `RefCell` borrows are never held across an
 //! `.await`, so they cannot conflict; that is what makes the cells safe to use.
@@ -9,14 +9,8 @@ use bytes::BytesMut;
 use glommio::channels::local_channel::LocalSender;
 use shard::{ConnId, Shard, ShardId};
 use std::cell::{Cell, RefCell};
-use std::os::fd::OwnedFd;
 use std::sync::OnceLock;
 use std::time::Instant;
-
-/// Size of the per-executor read buffer. Every socket reads into this one buffer and only
-/// the unparsed tail of a packet is copied into a per-connection buffer, so idle
-/// connections hold no read buffer at all.
-pub const READ_BUF: usize = 64 * 1024;
 
 static START: OnceLock<Instant> = OnceLock::new();
 
@@ -26,18 +20,31 @@ pub fn now_ms() -> u64 {
     START.get_or_init(Instant::now).elapsed().as_millis() as u64
 }
 
+/// Where a connection's multishot receive stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recv {
+    /// Not armed: the connection is not read (paused past `HELD_MAX`, or parked).
+    Off,
+    On,
+    /// Cancelled; its last completion has not come yet.
+    Cancelling,
+}
+
 /// The I/O side of one connection, stored at the index of its shard `ConnId` slot.
 pub struct IoSlot {
     pub conn: ConnId,
-    /// The socket; dropping the slot closes it (and removes it from the epoll set).
-    pub fd: OwnedFd,
-    /// Bytes of an incomplete packet; empty (no allocation) while idle.
+    /// The socket: a direct descriptor in the shard's ring, and its generation there.
+    pub file: u32,
+    pub gen: u32,
+    /// Bytes received and not yet handled (an incomplete packet, or input of a paused
+    /// connection); empty (no allocation) while idle.
     pub buf: BytesMut,
     /// CONNECT has been seen (the connection stays on this shard).
     pub connected: bool,
-    /// The socket's send buffer was full: output waits for the next writable edge.
-    pub write_blocked: bool,
-    /// Publisher back-pressure: not read until the shard resumes it.
+    /// A send is in flight: more output waits for its completion.
+    pub sending: bool,
+    pub recv: Recv,
+    /// Publisher back-pressure: its PUBLISHes wait until the shard resumes it.
     pub paused: bool,
     /// Packets deferred while the shard paused the connection (PUBLISHes wait, acks do
     /// not; `held`); handled first on resume. `None` (8 bytes) when there are none.
@@ -49,31 +56,35 @@ pub struct Ctx {
     pub nr: usize,
     pub shard: RefCell<Shard>,
     pub io: RefCell<super::iotable::IoTable>,
-    pub read_buf: RefCell<Box<[u8]>>,
     pub mesh: MeshOut,
-    pub readiness: super::readiness::Readiness,
-    /// This shard's listening sockets (in the epoll set).
-    pub listeners: Vec<OwnedFd>,
+    /// The shard's io_uring instance: every socket operation goes through it.
+    pub ring: super::ring::Ring,
+    /// Who owns each direct descriptor of the ring.
+    pub files: RefCell<super::sockets::Files>,
+    /// Sends in flight (their buffers live here until the kernel is done with them).
+    pub sends: RefCell<super::sockets::Sends>,
+    /// Every shard's ring fd, by shard id (targets of hand-offs).
+    pub rings: std::sync::Arc<[std::sync::atomic::AtomicI32]>,
+    /// Sockets on their way to or from another shard.
+    pub handoffs: RefCell<super::handoff::Handoffs>,
+    /// This shard's listening sockets and whether each is accepting or shedding.
+    pub listeners: Vec<super::accept::Listener>,
     /// Connections this shard holds at most.
     pub max_conns: usize,
-    /// A listener still had connections waiting when its accept batch ended.
+    /// A listener's accept stopped on an error: re-armed from the timer tick.
     pub accept_pending: Cell<bool>,
     /// Node name in `$SYS` client event topics.
     pub node: String,
     /// Bytes read from sockets (for `$SYS`).
     pub bytes_received: Cell<u64>,
-    /// The idle watcher is waiting for the go-ahead to poll again.
-    pub watcher_waiting: Cell<bool>,
     /// Empty poller passes before an idle shard parks (`conn::SPIN_PASSES` when the shard
     /// has a CPU of its own, 0 when shards share CPUs: spinning would take their time).
     pub spin_passes: u32,
-    /// The executor's end of the idle watcher's wake-up socket (-1 until first wake).
-    pub wake_fd: Cell<i32>,
     flush_kick: LocalSender<()>,
     flush_pending: Cell<bool>,
     /// Connections closed at accept because the shard was full.
     pub refused: Cell<u64>,
-    /// Accept failures for lack of descriptors: shedding, counting, rate-limited logging.
+    /// Accepts refused because the descriptor table was full: counted, logged rarely.
     pub shed: super::shed::Shed,
     /// Sockets being closed cleanly (last bytes out, input discarded until the peer closes).
     pub linger: RefCell<super::linger::Linger>,
@@ -85,29 +96,32 @@ impl Ctx {
         nr: usize,
         shard: Shard,
         mesh: MeshOut,
-        readiness: super::readiness::Readiness,
+        ring: super::ring::Ring,
+        rings: std::sync::Arc<[std::sync::atomic::AtomicI32]>,
         flush_kick: LocalSender<()>,
     ) -> Self {
+        let files = super::sockets::Files::new(ring.files);
         Ctx {
             id,
             nr,
             shard: RefCell::new(shard),
             io: RefCell::new(Default::default()),
-            read_buf: RefCell::new(vec![0u8; READ_BUF].into_boxed_slice()),
             mesh,
-            readiness,
+            ring,
+            files: RefCell::new(files),
+            sends: RefCell::new(Default::default()),
+            rings,
+            handoffs: RefCell::new(Default::default()),
             listeners: Vec::new(),
             max_conns: usize::MAX,
             accept_pending: Cell::new(false),
             node: String::new(),
             bytes_received: Cell::new(0),
-            watcher_waiting: Cell::new(false),
             spin_passes: 0,
-            wake_fd: Cell::new(-1),
             flush_kick,
             flush_pending: Cell::new(false),
             refused: Cell::new(0),
-            shed: super::shed::Shed::new(),
+            shed: super::shed::Shed::default(),
             linger: RefCell::new(Default::default()),
         }
     }
@@ -133,12 +147,63 @@ impl Ctx {
         self.io.borrow().live()
     }
 
-    /// Removes and returns the I/O side of `conn` (dropping it closes the socket).
+    /// Removes and returns the I/O side of `conn` (the socket stays open: see `close_file`).
     pub fn remove_io(&self, conn: ConnId) -> Option<IoSlot> {
         self.io.borrow_mut().remove(conn)
     }
 
     pub fn send_mesh(&self, to: ShardId, msg: MeshMsg) {
         self.mesh.send(to, msg);
+    }
+
+    /// Queues a submission on the shard's ring.
+    ///
+    /// # Safety
+    /// Every buffer the entry points to must stay valid until its completion is reaped.
+    pub unsafe fn submit(&self, e: io_uring::squeue::Entry) {
+        // SAFETY: passed on from the caller.
+        unsafe { self.ring.push(e) }
+    }
+
+    /// Arms the multishot receive of socket `file` (generation `gen`).
+    pub fn arm_recv(&self, file: u32, gen: u32) {
+        use io_uring::{opcode, types};
+        let e = opcode::RecvMulti::new(types::Fixed(file), super::ring::BGID)
+            .build()
+            .user_data(super::sockets::data(super::sockets::Op::Recv, gen, file));
+        // SAFETY: the receive writes only into provided buffers, which the ring owns.
+        unsafe { self.submit(e) };
+    }
+
+    /// Cancels the multishot receive of `file`; its last completion says when it ended.
+    pub fn cancel_recv(&self, file: u32, gen: u32) {
+        use io_uring::{opcode, types};
+        let target = super::sockets::data(super::sockets::Op::Recv, gen, file);
+        let e = opcode::AsyncCancel2::new(types::CancelBuilder::user_data(target))
+            .build()
+            .user_data(super::sockets::data(super::sockets::Op::Quiet, 0, 0));
+        // SAFETY: no buffers.
+        unsafe { self.submit(e) };
+    }
+
+    /// Closes socket `file`: cancels what is pending on it, then frees its table slot.
+    pub fn close_file(&self, file: u32) {
+        use io_uring::{opcode, squeue::Flags, types};
+        self.files
+            .borrow_mut()
+            .set_owner(file, super::sockets::Owner::Free);
+        let quiet = super::sockets::data(super::sockets::Op::Quiet, 0, 0);
+        let cancel = opcode::AsyncCancel2::new(types::CancelBuilder::fd(types::Fixed(file)).all())
+            .build()
+            .flags(Flags::IO_HARDLINK)
+            .user_data(quiet);
+        let close = opcode::Close::new(types::Fixed(file))
+            .build()
+            .user_data(quiet);
+        // SAFETY: no buffers; the two are queued back to back so the link holds.
+        unsafe {
+            self.submit(cancel);
+            self.submit(close);
+        }
     }
 }

@@ -1,21 +1,22 @@
-//! One shard's executor: joins the mesh, binds the listeners, and runs the accept loops,
-//! the mesh receivers, the timer tick and the end-of-turn flusher.
+//! One shard's executor: joins the mesh, sets up its ring, binds the listeners, and runs the
+//! poller, the ring's wake-up, the mesh receivers, the timer tick and the end-of-turn flusher.
 
 use super::conn;
 use super::ctx::{now_ms, Ctx};
 use super::flush::flush;
-use super::listener;
 use super::mesh::{MeshMsg, MeshOut};
-use super::readiness::Readiness;
+use super::ring::Ring;
 use super::waker::wake_poller;
 use futures_lite::StreamExt;
 use glommio::channels::channel_mesh::{Full, MeshBuilder};
 use glommio::channels::local_channel;
 use shard::{Shard, ShardConfig, ShardId};
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::FromRawFd;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::mpsc::Sender;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How often the timer wheel is advanced. Keepalive and expiry work in seconds, so 50 ms
@@ -41,6 +42,8 @@ pub struct ShardStart {
     /// Node name in `$SYS` client event topics.
     pub node: String,
     pub mesh: MeshBuilder<MeshMsg, Full>,
+    /// Every shard's ring fd by shard id, filled in as the shards start.
+    pub rings: Arc<[AtomicI32]>,
     /// Each shard has a CPU of its own (pinned placement).
     pub pinned: bool,
     /// Told once this shard accepts on every listener (or failed to bind).
@@ -59,6 +62,7 @@ pub async fn shard_main(start: ShardStart) {
         sys_interval,
         node,
         mesh,
+        rings,
         pinned,
         ready,
     } = start;
@@ -72,26 +76,27 @@ pub async fn shard_main(start: ShardStart) {
     // The mesh numbers its peers 0..nr in join order: that index is the shard id.
     let id = ShardId(senders.peer_id() as u16);
     let (kick_tx, kick_rx) = local_channel::new_bounded(1);
-    let readiness = match Readiness::new() {
+    let ring = match Ring::new(table_size(max_conns), RECV_BUFFERS, RECV_BUFFER_SIZE) {
         Ok(r) => r,
         Err(e) => {
-            let _ = ready.send(Err(format!("shard {}: epoll: {e}", id.0)));
+            let _ = ready.send(Err(format!(
+                "shard {}: io_uring setup failed: {e} (ringmq needs Linux 6.0 or newer with \
+                 io_uring enabled: check kernel.io_uring_disabled)",
+                id.0
+            )));
             return;
         }
     };
-    let (wake, wake_fd) = match readiness.start_watcher(id.0) {
-        Ok(w) => w,
-        Err(e) => {
-            let _ = ready.send(Err(format!("shard {}: idle watcher: {e}", id.0)));
-            return;
-        }
-    };
+    rings[id.index()].store(ring.fd(), Ordering::Release);
+    // SAFETY: dup of the ring's eventfd; the glommio file below owns the copy.
+    let wake_fd = unsafe { libc::dup(ring.eventfd()) };
     let mut ctx = Ctx::new(
         id,
         nr,
         Shard::new(id, nr, cfg),
         MeshOut::new(senders, nr),
-        readiness,
+        ring,
+        rings,
         kick_tx,
     );
     ctx.node = node;
@@ -99,21 +104,16 @@ pub async fn shard_main(start: ShardStart) {
     ctx.spin_passes = if pinned { conn::SPIN_PASSES } else { 0 };
 
     for addr in &listeners {
-        match listener::bind(*addr) {
-            Ok(l) => {
-                let index = ctx.listeners.len() as u32;
-                if let Err(e) = ctx.readiness.add_listener(l.as_raw_fd(), index) {
-                    let _ = ready.send(Err(format!("cannot watch {addr}: {e}")));
-                    return;
-                }
-                ctx.listeners.push(l);
-            }
+        match super::accept::bind(*addr) {
+            Ok(l) => ctx.listeners.push(l),
             Err(e) => {
                 let _ = ready.send(Err(format!("cannot listen on {addr}: {e}")));
                 return;
             }
         }
     }
+    super::accept::arm_all(&ctx);
+    ctx.ring.submit();
 
     let ctx = Rc::new(ctx);
 
@@ -141,23 +141,23 @@ pub async fn shard_main(start: ShardStart) {
     }
 
     glommio::spawn_local(conn::poller(ctx.clone())).detach();
-    let wctx = ctx.clone();
+    // Completions while the poller sleeps signal the ring's eventfd; a read of it pending in
+    // glommio's own ring wakes this executor and the poller.
     glommio::spawn_local(async move {
-        let fd = wake_fd;
-        let mut wake = wake;
-        let mut byte = [0u8; 1];
-        while let Ok(1) = futures_lite::AsyncReadExt::read(&mut wake, &mut byte).await {
-            wctx.wake_fd.set(fd);
-            wctx.watcher_waiting.set(true);
+        // SAFETY: `wake_fd` is our own dup of the eventfd; the file closes it on drop.
+        let wake = unsafe { glommio::io::BufferedFile::from_raw_fd(wake_fd) };
+        while wake.read_at(0, 8).await.is_ok() {
             wake_poller();
         }
+        tracing::error!("the ring's wake-up eventfd failed; the shard polls from its tick");
     })
     .detach();
 
     let tctx = ctx.clone();
     glommio::spawn_local(async move {
         let mut ticks = 0u32;
-        let mut stopped = false;
+        let mut stopped_at: Option<u64> = None;
+        let mut told = false;
         let mut max_connected = 0u64;
         loop {
             glommio::timer::sleep(TICK).await;
@@ -180,20 +180,30 @@ pub async fn shard_main(start: ShardStart) {
                 // SAFETY: mi_collect only touches the calling thread's heap.
                 unsafe { libmimalloc_sys::mi_collect(false) };
             }
-            if stop.requested() && !stopped {
-                // Graceful stop: v5 clients get DISCONNECT 0x8B, every socket is flushed
-                // and closed, then the main thread is told this shard is done.
-                stopped = true;
+            if stop.requested() && stopped_at.is_none() {
+                // Graceful stop: v5 clients get DISCONNECT 0x8B and every socket's output
+                // is sent; once no send is in flight (or after `STOP_DRAIN_MS`) the main
+                // thread is told this shard is done.
+                stopped_at = Some(now_ms());
                 tctx.shard.borrow_mut().shutdown(now_ms());
                 flush(&tctx, &mut Vec::new());
-                stop.done();
+            }
+            if let Some(at) = stopped_at {
+                if !told && (tctx.sends.borrow().in_flight() == 0 || now_ms() >= at + STOP_DRAIN_MS)
+                {
+                    told = true;
+                    stop.done();
+                }
+                wake_poller();
                 continue;
             }
             if tctx.accept_pending.get() && now_ms() >= tctx.shed.retry_at_ms.get() {
                 wake_poller();
             }
             tctx.shard.borrow_mut().handle_timeout(now_ms());
-            tctx.linger.borrow_mut().tick(now_ms());
+            super::linger::tick(&tctx, now_ms());
+            // A lost eventfd wake-up costs at most one tick.
+            wake_poller();
             heartbeats.beat(tctx.id.index());
             tctx.kick();
         }
@@ -216,26 +226,36 @@ fn on_mesh(ctx: &Rc<Ctx>, from: ShardId, m: MeshMsg) {
             }
         }
         MeshMsg::Handoff {
-            fd,
+            token,
             connect,
             leftover,
-        } => {
-            // SAFETY: the accepting shard gave up this fd; nobody else owns it.
-            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-            conn::add(ctx, fd, Some((connect, leftover)));
-        }
+        } => super::handoff::on_message(ctx, from, token, connect, leftover),
     }
 }
 
-/// Lets the idle watcher poll again: the executor has nothing queued.
-pub fn ack_watcher(ctx: &Ctx) {
-    let fd = ctx.wake_fd.get();
-    if fd >= 0 {
-        // SAFETY: one-byte write to the wake-up socket owned by the watcher task.
-        unsafe {
-            libc::write(fd, b"a".as_ptr().cast(), 1);
-        }
-    }
+/// Receive buffers per shard ring, and their size: what one poller pass can take in before
+/// the buffers go back (4 MiB per shard).
+const RECV_BUFFERS: u16 = 1024;
+const RECV_BUFFER_SIZE: usize = 4096;
+
+/// How long a stopping shard waits for its last sends.
+const STOP_DRAIN_MS: u64 = 1_000;
+
+/// Direct-descriptor slots for a shard that holds at most `max_conns` connections, plus room
+/// for sockets lingering or arriving by hand-off. The kernel caps a table at RLIMIT_NOFILE.
+fn table_size(max_conns: usize) -> u32 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills the struct it is given.
+    let nofile = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        lim.rlim_cur
+    } else {
+        1024
+    };
+    let want = (max_conns as u64).saturating_add(crate::rlimit::TABLE_SPARE);
+    want.min(nofile).clamp(64, u32::MAX as u64 / 2) as u32
 }
 
 /// Publishes the `$SYS` totals (shard 0 only), retained like Mosquitto's.

@@ -1,38 +1,15 @@
-//! The end-of-turn flush: one write per connection with output, closes, and one mesh send
-//! per destination shard. Runs as its own task, woken by `Ctx::kick`, so everything the
-//! other tasks produced during the turn goes out together. A socket whose send buffer is
-//! full keeps its remainder in the shard until its next writable edge (`resume_write`), so a
-//! slow consumer costs no task.
+//! The end-of-turn flush: one send per connection with output, closes, and one mesh send
+//! per destination shard, then one submission of everything to the ring. Runs as its own
+//! task, woken by `Ctx::kick`, so everything the other tasks produced during the turn goes
+//! out together. A connection has at most one send in flight; output produced meanwhile
+//! waits in the shard and goes with the next one (`on_send`), so a slow consumer costs no
+//! task and its socket's pace sets how fast the shard hands it output.
 
 use super::ctx::{now_ms, Ctx};
 use super::mesh::MeshMsg;
-use shard::{ConnId, IoEvent, Output};
-use std::os::fd::AsRawFd;
+use super::sockets::{data, Op, Owner, Payload, SendOp};
+use shard::{ConnId, IoEvent};
 use std::rc::Rc;
-
-/// Writes as much of `buf` as the socket takes now, without blocking.
-fn send_now(fd: i32, buf: &[u8]) -> std::io::Result<usize> {
-    // SAFETY: `buf` is a valid slice for the duration of the call; `fd` is an open socket
-    // owned by a live `IoSlot`.
-    let n = unsafe {
-        libc::send(
-            fd,
-            buf.as_ptr().cast(),
-            buf.len(),
-            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-        )
-    };
-    if n >= 0 {
-        Ok(n as usize)
-    } else {
-        let e = std::io::Error::last_os_error();
-        if e.kind() == std::io::ErrorKind::WouldBlock {
-            Ok(0)
-        } else {
-            Err(e)
-        }
-    }
-}
 
 /// One flush pass over everything the shard produced.
 pub fn flush(ctx: &Rc<Ctx>, events: &mut Vec<IoEvent>) {
@@ -52,17 +29,13 @@ pub fn flush(ctx: &Rc<Ctx>, events: &mut Vec<IoEvent>) {
                     s.paused = pause;
                 }
                 if !pause {
-                    // Edge-triggered: data that arrived while paused gave no new edge.
+                    // Held packets go first, and a stopped receive is armed again.
                     super::waker::mark_ready(conn.slot);
                 }
             }
             IoEvent::Close(conn, last) => {
                 if let Some(slot) = ctx.remove_io(conn) {
-                    // Out of the epoll set: the linger list reads it from the timer tick.
-                    ctx.readiness.remove(slot.fd.as_raw_fd());
-                    ctx.linger
-                        .borrow_mut()
-                        .close(now_ms(), slot.fd, last, slot.write_blocked);
+                    super::linger::close(ctx, now_ms(), slot, last);
                 }
             }
         }
@@ -73,100 +46,88 @@ pub fn flush(ctx: &Rc<Ctx>, events: &mut Vec<IoEvent>) {
     for (to, batch) in batches {
         ctx.send_mesh(to, MeshMsg::Batch(batch));
     }
+    ctx.ring.submit();
 }
 
 /// The socket failed: forget it here and tell the shard (the will is published).
 fn fail(ctx: &Rc<Ctx>, conn: ConnId) {
-    ctx.remove_io(conn);
+    if let Some(s) = ctx.remove_io(conn) {
+        ctx.close_file(s.file);
+    }
     ctx.shard.borrow_mut().conn_lost(now_ms(), conn);
 }
 
-/// Most iovecs one `sendmsg` takes (Linux's `UIO_MAXIOV`).
-const MAX_IOV: usize = 1024;
-
-/// Writes as much of `out` as the socket takes now: one `send` for a single buffer, else one
-/// `sendmsg` per `MAX_IOV` pieces (shared fan-out frames are gathered, not copied).
-fn send_output(fd: i32, out: &Output) -> std::io::Result<usize> {
-    if out.chunks.is_empty() {
-        return send_now(fd, &out.tail);
+/// Starts a send of `payload` on `file`: one `send` of a single buffer, else one `sendmsg`
+/// gathering its pieces (shared fan-out frames are not copied). Its completion comes to
+/// `on_send`.
+pub fn start_send(ctx: &Ctx, file: u32, gen: u32, payload: Payload) {
+    use io_uring::{opcode, types};
+    let (id, op) = ctx.sends.borrow_mut().start(file, gen, payload);
+    let e = match op {
+        SendOp::Buf(ptr, len) => opcode::Send::new(types::Fixed(file), ptr, len)
+            .flags(libc::MSG_NOSIGNAL)
+            .build(),
+        SendOp::Msg(msg) => opcode::SendMsg::new(types::Fixed(file), msg)
+            .flags(libc::MSG_NOSIGNAL as u32)
+            .build(),
     }
-    let mut iov: Vec<libc::iovec> = Vec::with_capacity(out.chunks.len().min(MAX_IOV) + 1);
-    let mut pieces = out.slices().peekable();
-    let mut total = 0;
-    while pieces.peek().is_some() {
-        iov.clear();
-        let mut want = 0;
-        for s in pieces.by_ref().take(MAX_IOV) {
-            want += s.len();
-            iov.push(libc::iovec {
-                iov_base: s.as_ptr() as *mut libc::c_void,
-                iov_len: s.len(),
-            });
-        }
-        // SAFETY: every iovec points into a buffer `out` keeps alive for the call; msghdr
-        // is zeroed apart from the iovec array.
-        let n = unsafe {
-            let mut msg: libc::msghdr = std::mem::zeroed();
-            msg.msg_iov = iov.as_mut_ptr();
-            msg.msg_iovlen = iov.len() as _;
-            libc::sendmsg(fd, &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
-        };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            return match e.kind() {
-                std::io::ErrorKind::WouldBlock => Ok(total),
-                _ if total > 0 => Ok(total),
-                _ => Err(e),
-            };
-        }
-        total += n as usize;
-        if (n as usize) < want {
-            break;
-        }
-    }
-    Ok(total)
+    .user_data(data(Op::Send, 0, id));
+    // SAFETY: the header, its gather list and the bytes live in `ctx.sends` until the
+    // completion is reaped (`on_send` takes them out only then).
+    unsafe { ctx.submit(e) };
 }
 
-/// Writes the connection's pending output now, as far as the socket takes it. A remainder
-/// stays in the shard and the slot is marked blocked until the next writable edge.
+/// Sends the connection's pending output, unless a send is in flight already (then the new
+/// bytes go when it completes).
 fn write_conn(ctx: &Rc<Ctx>, conn: ConnId) {
-    let fd = {
+    let (file, gen) = {
         let io = ctx.io.borrow();
         match io.get(conn.slot) {
-            Some(s) if s.conn == conn && !s.write_blocked => s.fd.as_raw_fd(),
-            // Gone, or waiting for writability (the new bytes go out with the rest).
+            Some(s) if s.conn == conn && !s.sending => (s.file, s.gen),
             _ => return,
         }
     };
-    let Some(mut out) = ctx.shard.borrow_mut().conn_output(now_ms(), conn) else {
+    let Some(out) = ctx.shard.borrow_mut().conn_output(now_ms(), conn) else {
         return;
     };
-    let len = out.len();
-    match send_output(fd, &out) {
-        Ok(n) if n == len => {}
-        Ok(n) => {
-            out.advance(n);
-            ctx.shard.borrow_mut().conn_output_unsent(conn, out);
-            if let Some(s) = ctx.io.borrow_mut().get_mut(conn.slot) {
-                s.write_blocked = true;
-            }
-        }
-        Err(_) => fail(ctx, conn),
+    if out.is_empty() {
+        return;
     }
+    if let Some(s) = ctx.io.borrow_mut().get_mut(conn.slot) {
+        s.sending = true;
+    }
+    start_send(ctx, file, gen, Payload::Output(out));
 }
 
-/// The socket of `slot` became writable: retry output that was waiting for it.
-pub fn resume_write(ctx: &Rc<Ctx>, slot: u32) {
-    let conn = {
-        let mut io = ctx.io.borrow_mut();
-        match io.get_mut(slot) {
-            Some(s) if s.write_blocked => {
-                s.write_blocked = false;
-                s.conn
-            }
-            _ => return,
-        }
+/// A send completed: `res` bytes went out (or the error). What the socket did not take goes
+/// back to the shard and out again with whatever was produced meanwhile.
+pub fn on_send(ctx: &Rc<Ctx>, id: u32, res: i32) {
+    let Some(f) = ctx.sends.borrow_mut().take(id) else {
+        return;
     };
+    let owner = ctx.files.borrow().owner(f.file, f.gen);
+    let slot = match owner {
+        Owner::Conn(slot) => slot,
+        Owner::Linger(i) => return super::linger::on_sent(ctx, i, f, res),
+        // Closed at once or handed over: the bytes were for a socket that is gone here.
+        _ => return,
+    };
+    let Some(conn) = ctx.io.borrow_mut().get_mut(slot).map(|s| {
+        s.sending = false;
+        s.conn
+    }) else {
+        return;
+    };
+    if res < 0 {
+        return fail(ctx, conn);
+    }
+    let n = res as usize;
+    if n < f.payload.len() {
+        if let Payload::Output(mut out) = f.payload {
+            out.advance(n);
+            ctx.shard.borrow_mut().conn_output_unsent(conn, out);
+        }
+    }
     write_conn(ctx, conn);
     ctx.kick();
 }

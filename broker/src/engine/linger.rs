@@ -2,16 +2,18 @@
 //! closed at once. Closing a socket that still has unread input makes the kernel send a
 //! reset, and a reset can destroy the reason code in the client's receive buffer before the
 //! client reads it (a client still sending PUBRELs when it gets DISCONNECT 0x93 saw only a
-//! broken pipe). So the last bytes are written, the write side is shut down (the client
-//! reads our bytes, then end of stream), and the socket is read and discarded until the
-//! client closes its side, for at most `LINGER_MS` and `LINGER_BYTES`, then closed.
+//! broken pipe). So the last bytes are sent, the write side is shut down (the client reads
+//! our bytes, then end of stream), and the socket's input is received and discarded until
+//! the client closes its side, for at most `LINGER_MS` and `LINGER_BYTES`, then closed.
 //!
-//! Lingering sockets are out of the epoll set; the timer tick visits them (`tick`), so a
-//! close costs no task and no timer per socket. At most `MAX_LINGERING` linger at once per
-//! shard; past that a socket is closed at once, as before.
+//! Everything happens on the ring: the send in flight when the close came finishes first,
+//! then the last bytes, then a shutdown; the timer tick closes what overstays. At most
+//! `MAX_LINGERING` sockets linger at once per shard; past that a socket is closed at once.
 
+use super::ctx::{Ctx, IoSlot, Recv};
+use super::ring::Completion;
+use super::sockets::{data, Op, Owner, Payload, Sent};
 use bytes::BytesMut;
-use std::os::fd::{AsRawFd, OwnedFd};
 
 /// Longest a closed connection is read and discarded while the client takes our last bytes.
 const LINGER_MS: u64 = 2_000;
@@ -23,9 +25,11 @@ const LINGER_BYTES: usize = 1 << 20;
 const MAX_LINGERING: usize = 10_000;
 
 struct Lingering {
-    fd: OwnedFd,
-    /// Last bytes not yet taken by the socket.
+    file: u32,
+    gen: u32,
+    /// Last bytes not yet handed to a send.
     unsent: BytesMut,
+    sending: bool,
     shut: bool,
     discarded: usize,
     deadline_ms: u64,
@@ -34,142 +38,151 @@ struct Lingering {
 /// The sockets of one shard that are being closed cleanly.
 #[derive(Default)]
 pub struct Linger {
-    list: Vec<Lingering>,
+    slab: Vec<Option<Lingering>>,
+    free: Vec<u32>,
 }
 
 impl Linger {
-    /// Writes `last`, shuts the write side and keeps the socket until the client closes
-    /// (or the bounds pass). `write_blocked`: the socket took nothing at its last write.
-    pub fn close(&mut self, now_ms: u64, fd: OwnedFd, last: BytesMut, write_blocked: bool) {
-        if self.list.len() >= MAX_LINGERING {
-            if !write_blocked {
-                write_some(&fd, &last);
+    fn insert(&mut self, l: Lingering) -> u32 {
+        match self.free.pop() {
+            Some(i) => {
+                self.slab[i as usize] = Some(l);
+                i
             }
-            return; // dropped: closed now
+            None => {
+                self.slab.push(Some(l));
+                (self.slab.len() - 1) as u32
+            }
         }
-        let mut l = Lingering {
-            fd,
-            unsent: last,
-            shut: false,
-            discarded: 0,
-            deadline_ms: now_ms + LINGER_MS,
-        };
-        if !write_blocked && !step(&mut l) {
-            return;
-        }
-        self.list.push(l);
     }
 
-    /// Moves every lingering socket on; closes those that are done.
-    pub fn tick(&mut self, now_ms: u64) {
-        self.list
-            .retain_mut(|l| now_ms < l.deadline_ms && l.discarded < LINGER_BYTES && step(l));
+    fn remove(&mut self, i: u32) -> Option<Lingering> {
+        let l = self.slab.get_mut(i as usize)?.take()?;
+        self.free.push(i);
+        Some(l)
     }
 
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.list.len()
+    pub fn len(&self) -> usize {
+        self.slab.len() - self.free.len()
     }
 }
 
-/// Writes what is left, shuts the write side once all is out, discards what the client
-/// sent. False when the socket is done (peer closed, error): dropping it closes it.
-fn step(l: &mut Lingering) -> bool {
-    if !l.unsent.is_empty() {
-        match write_some(&l.fd, &l.unsent) {
-            Some(n) => {
-                let _ = l.unsent.split_to(n);
-            }
-            None => return false,
-        }
+/// Closes the socket of `slot` cleanly: `last` goes out after any send in flight, then the
+/// write side is shut and input discarded until the client closes (or the bounds pass).
+pub fn close(ctx: &Ctx, now_ms: u64, slot: IoSlot, last: BytesMut) {
+    if ctx.linger.borrow().len() >= MAX_LINGERING {
+        return ctx.close_file(slot.file);
     }
-    if l.unsent.is_empty() && !l.shut {
-        // SAFETY: shutdown on a socket we own.
-        unsafe { libc::shutdown(l.fd.as_raw_fd(), libc::SHUT_WR) };
-        l.shut = true;
+    let i = ctx.linger.borrow_mut().insert(Lingering {
+        file: slot.file,
+        gen: slot.gen,
+        unsent: last,
+        sending: slot.sending,
+        shut: false,
+        discarded: 0,
+        deadline_ms: now_ms + LINGER_MS,
+    });
+    ctx.files
+        .borrow_mut()
+        .set_owner(slot.file, Owner::Linger(i));
+    if slot.recv == Recv::Off {
+        // Stopped while paused: the client's end of stream must still be seen.
+        ctx.arm_recv(slot.file, slot.gen);
     }
-    let mut buf = [0u8; 4096];
-    loop {
-        // SAFETY: recv into a live stack buffer of the stated length.
-        let n = unsafe {
-            libc::recv(
-                l.fd.as_raw_fd(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                libc::MSG_DONTWAIT,
-            )
-        };
-        match n {
-            0 => return false, // the client closed: our bytes were read or never will be
-            n if n > 0 => {
-                l.discarded += n as usize;
-                if l.discarded >= LINGER_BYTES {
-                    return false;
-                }
-            }
-            _ => {
-                let e = std::io::Error::last_os_error();
-                return e.kind() == std::io::ErrorKind::WouldBlock;
-            }
-        }
-    }
+    step(ctx, i);
 }
 
-/// Non-blocking write; `None` on an error other than a full socket.
-fn write_some(fd: &OwnedFd, buf: &[u8]) -> Option<usize> {
-    // SAFETY: `buf` is a valid slice for the call; `fd` is an open socket.
-    let n = unsafe {
-        libc::send(
-            fd.as_raw_fd(),
-            buf.as_ptr().cast(),
-            buf.len(),
-            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-        )
+/// Sends what is left, then shuts the write side once all is out.
+fn step(ctx: &Ctx, i: u32) {
+    let mut linger = ctx.linger.borrow_mut();
+    let Some(l) = linger.slab.get_mut(i as usize).and_then(Option::as_mut) else {
+        return;
     };
-    if n >= 0 {
-        return Some(n as usize);
+    if l.sending {
+        return;
     }
-    (std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock).then_some(0)
+    if !l.unsent.is_empty() {
+        l.sending = true;
+        let (file, gen, bytes) = (l.file, l.gen, std::mem::take(&mut l.unsent));
+        drop(linger);
+        return super::flush::start_send(ctx, file, gen, Payload::Bytes(bytes));
+    }
+    if !l.shut {
+        l.shut = true;
+        use io_uring::{opcode, types};
+        let e = opcode::Shutdown::new(types::Fixed(l.file), libc::SHUT_WR)
+            .build()
+            .user_data(data(Op::Quiet, 0, 0));
+        // SAFETY: no buffers.
+        unsafe { ctx.submit(e) };
+    }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::{Read, Write};
-    use std::os::unix::net::UnixStream;
-
-    fn pair() -> (OwnedFd, UnixStream) {
-        let (a, b) = UnixStream::pair().expect("socketpair");
-        a.set_nonblocking(true).expect("nonblocking");
-        (OwnedFd::from(a), b)
+/// Closes lingering socket `i` now.
+fn finish(ctx: &Ctx, i: u32) {
+    let l = ctx.linger.borrow_mut().remove(i);
+    if let Some(l) = l {
+        ctx.close_file(l.file);
     }
+}
 
-    #[test]
-    fn the_last_bytes_arrive_then_end_of_stream_and_the_socket_closes_when_the_peer_does() {
-        let (ours, mut peer) = pair();
-        let mut linger = Linger::default();
-        peer.write_all(b"still sending").expect("write");
-        linger.close(0, ours, BytesMut::from(&b"DISCONNECT"[..]), false);
-        assert_eq!(linger.len(), 1, "kept open while the peer has not closed");
-        let mut got = Vec::new();
-        peer.read_to_end(&mut got).expect("read to end of stream");
-        assert_eq!(got, b"DISCONNECT");
-        peer.write_all(b"more").expect("the peer may still write");
-        linger.tick(10);
-        assert_eq!(linger.len(), 1);
-        drop(peer);
-        linger.tick(20);
-        assert_eq!(linger.len(), 0, "closed once the peer closed");
+/// A send of lingering socket `i` completed.
+pub fn on_sent(ctx: &Ctx, i: u32, f: Sent, res: i32) {
+    if res < 0 {
+        return finish(ctx, i);
     }
+    let n = res as usize;
+    {
+        let mut linger = ctx.linger.borrow_mut();
+        let Some(l) = linger.slab.get_mut(i as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        l.sending = false;
+        if n < f.payload.len() {
+            // The rest goes before the last bytes.
+            let mut rest = match f.payload {
+                Payload::Output(o) => o.into_contiguous(),
+                Payload::Bytes(b) => b,
+            };
+            let _ = rest.split_to(n);
+            rest.extend_from_slice(&l.unsent);
+            l.unsent = rest;
+        }
+    }
+    step(ctx, i);
+}
 
-    #[test]
-    fn a_peer_that_never_closes_is_closed_after_the_linger() {
-        let (ours, _peer) = pair();
-        let mut linger = Linger::default();
-        linger.close(0, ours, BytesMut::new(), false);
-        linger.tick(LINGER_MS - 1);
-        assert_eq!(linger.len(), 1);
-        linger.tick(LINGER_MS);
-        assert_eq!(linger.len(), 0);
+/// Input of lingering socket `i`: discarded; end of stream or an error closes it.
+pub fn on_recv(ctx: &Ctx, i: u32, len: usize, c: &Completion) {
+    let (over, file, gen) = {
+        let mut linger = ctx.linger.borrow_mut();
+        let Some(l) = linger.slab.get_mut(i as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        l.discarded += len;
+        (l.discarded >= LINGER_BYTES, l.file, l.gen)
+    };
+    let ended = c.res == 0 || (c.res < 0 && c.res != -libc::ENOBUFS && c.res != -libc::ECANCELED);
+    if over || ended {
+        return finish(ctx, i);
+    }
+    if !c.more() {
+        ctx.arm_recv(file, gen);
+    }
+}
+
+/// Closes every lingering socket whose time is up.
+pub fn tick(ctx: &Ctx, now_ms: u64) {
+    let due: Vec<u32> = ctx
+        .linger
+        .borrow()
+        .slab
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.as_ref().is_some_and(|l| now_ms >= l.deadline_ms))
+        .map(|(i, _)| i as u32)
+        .collect();
+    for i in due {
+        finish(ctx, i);
     }
 }

@@ -5,8 +5,8 @@
 //! per destination: it tries a non-blocking send only when nothing is queued or in flight
 //! for that destination, and otherwise queues behind a per-destination sender task. A send
 //! that fails for good (the destination's ring closed, which only happens as the process
-//! stops) discards its batch counted (`MeshOut::dropped`, logged once) and closes the socket
-//! of a hand-off inside it, so nothing is lost uncounted and no descriptor leaks.
+//! stops) discards its batch counted (`MeshOut::dropped`, logged once), so nothing is lost
+//! uncounted.
 
 use bytes::BytesMut;
 use codec::Connect;
@@ -15,17 +15,17 @@ use glommio::GlommioError;
 use shard::{ShardId, ShardMsg};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::os::unix::io::RawFd;
 use std::rc::Rc;
 
 /// What crosses between executors.
 pub enum MeshMsg {
     /// One executor turn's worth of shard messages for the destination.
     Batch(Vec<ShardMsg>),
-    /// A connection whose CONNECT names a client homed on the destination shard: a `dup`ed
-    /// socket, the decoded CONNECT and the bytes read after it.
+    /// A connection whose CONNECT names a client homed on the destination shard: the
+    /// decoded CONNECT and the bytes read after it. The socket itself went to the
+    /// destination's ring (IORING_OP_MSG_RING) under the same `token` (`handoff`).
     Handoff {
-        fd: RawFd,
+        token: u32,
         connect: Box<Connect>,
         leftover: BytesMut,
     },
@@ -52,17 +52,12 @@ pub struct MeshOut {
     pub dropped: Rc<Cell<u64>>,
 }
 
-/// Discards a message whose send failed for good: counts what it held, closes the socket
-/// of a hand-off, says so in the log once.
+/// Discards a message whose send failed for good: counts what it held, says so in the log
+/// once.
 fn discard(dropped: &Cell<u64>, to: usize, msg: Option<MeshMsg>, why: &dyn std::fmt::Display) {
     let n = match msg {
         Some(MeshMsg::Batch(b)) => b.len() as u64,
-        Some(MeshMsg::Handoff { fd, .. }) => {
-            // SAFETY: the hand-off owned this descriptor and nobody else will close it.
-            unsafe { libc::close(fd) };
-            1
-        }
-        None => 1,
+        Some(MeshMsg::Handoff { .. }) | None => 1,
     };
     if dropped.get() == 0 {
         tracing::error!(
@@ -175,35 +170,14 @@ impl MeshOut {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::fd::IntoRawFd;
 
     #[test]
-    fn a_discarded_batch_is_counted_and_a_discarded_handoff_closes_its_socket() {
+    fn a_discarded_batch_is_counted() {
         let dropped = Cell::new(0);
         let batch = MeshMsg::Batch(vec![ShardMsg::RouteAck { token: 1 }; 3]);
         discard(&dropped, 1, Some(batch), &"closed");
         assert_eq!(dropped.get(), 3);
-        let (a, _b) = std::os::unix::net::UnixStream::pair().expect("socketpair");
-        let fd = a.into_raw_fd();
-        let connect = Box::new(Connect {
-            protocol: codec::ProtocolVersion::V3_1_1,
-            clean_start: true,
-            keep_alive: 0,
-            client_id: codec::ByteStr::from("c"),
-            will: None,
-            username: None,
-            password: None,
-            properties: Default::default(),
-        });
-        let handoff = MeshMsg::Handoff {
-            fd,
-            connect,
-            leftover: BytesMut::new(),
-        };
-        discard(&dropped, 1, Some(handoff), &"closed");
+        discard(&dropped, 1, None, &"closed");
         assert_eq!(dropped.get(), 4);
-        // SAFETY: probing a descriptor number; F_GETFD has no side effects.
-        let rc = unsafe { libc::fcntl(fd, libc::F_GETFD) };
-        assert_eq!(rc, -1, "the hand-off's socket was closed");
     }
 }

@@ -1,17 +1,20 @@
 //! The engine: one glommio executor per shard, pinned to a CPU when there are enough CPUs
 //! for all shards (unpinned otherwise), joined by a full channel mesh.
 
+mod accept;
+mod completions;
 mod conn;
 mod ctx;
 mod executor;
 mod flush;
+mod handoff;
 mod held;
 mod iotable;
 mod linger;
-mod listener;
 mod mesh;
-mod readiness;
+mod ring;
 mod shed;
+mod sockets;
 mod sys;
 mod waker;
 
@@ -107,6 +110,9 @@ pub fn start(
         sys_interval,
         node: sys::node_name(node),
         mesh: MeshBuilder::full(nr, MESH_CAPACITY),
+        rings: (0..nr)
+            .map(|_| std::sync::atomic::AtomicI32::new(-1))
+            .collect(),
         pinned,
         ready: ready_tx,
     };

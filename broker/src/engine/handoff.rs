@@ -1,0 +1,204 @@
+//! Handing a connection to its client's home shard after CONNECT.
+//!
+//! The accepting shard stops its receive and waits for the receive's last completion, so
+//! every byte read after the CONNECT is in hand. It then sends the socket to the home
+//! shard's ring with IORING_OP_MSG_RING (the kernel installs it in a free slot of that ring's
+//! descriptor table and posts a completion there), and once that succeeded, the CONNECT and
+//! those bytes over the mesh, and closes its own slot. The home shard pairs the two arrivals
+//! by the sender's shard and hand-off number, in whichever order they come.
+
+use super::ctx::{Ctx, Recv};
+use super::mesh::MeshMsg;
+use super::ring::Completion;
+use super::sockets::{data, Op, Owner};
+use ahash::AHashMap;
+use bytes::BytesMut;
+use codec::Connect;
+use shard::{ConnId, ShardId};
+use std::rc::Rc;
+
+/// A socket leaving this shard.
+struct Out {
+    /// Names the hand-off on the home shard (never reused while one may be arriving).
+    token: u32,
+    file: u32,
+    home: ShardId,
+    connect: Box<Connect>,
+    leftover: BytesMut,
+    /// The receive has not ended yet.
+    receiving: bool,
+}
+
+/// Half of an arriving hand-off.
+enum In {
+    File(u32),
+    Msg(Box<Connect>, BytesMut),
+}
+
+#[derive(Default)]
+pub struct Handoffs {
+    out: Vec<Option<Out>>,
+    free: Vec<u32>,
+    next_token: u32,
+    arriving: AHashMap<(u32, u32), In>,
+    /// Hand-offs that failed (the home shard's table was full): counted, logged once.
+    pub failed: u64,
+}
+
+/// Sends `conn` (its CONNECT decoded, `leftover` read after it) to shard `home`.
+pub fn send(ctx: &Rc<Ctx>, conn: ConnId, home: ShardId, connect: Box<Connect>, leftover: BytesMut) {
+    let Some(slot) = ctx.remove_io(conn) else {
+        return;
+    };
+    let receiving = slot.recv != Recv::Off;
+    let token = {
+        let mut hs = ctx.handoffs.borrow_mut();
+        hs.next_token = hs.next_token.wrapping_add(1);
+        hs.next_token
+    };
+    let out = Out {
+        token,
+        file: slot.file,
+        home,
+        connect,
+        leftover,
+        receiving,
+    };
+    let h = {
+        let mut hs = ctx.handoffs.borrow_mut();
+        match hs.free.pop() {
+            Some(h) => {
+                hs.out[h as usize] = Some(out);
+                h
+            }
+            None => {
+                hs.out.push(Some(out));
+                (hs.out.len() - 1) as u32
+            }
+        }
+    };
+    ctx.files
+        .borrow_mut()
+        .set_owner(slot.file, Owner::Handoff(h));
+    match slot.recv {
+        Recv::On => ctx.cancel_recv(slot.file, slot.gen),
+        Recv::Cancelling => {}
+        Recv::Off => send_file(ctx, h),
+    }
+}
+
+/// Bytes (or the end) of the receive of a socket being handed over.
+pub fn on_recv(ctx: &Rc<Ctx>, h: u32, bytes: &[u8], c: &Completion) {
+    let ended = {
+        let mut hs = ctx.handoffs.borrow_mut();
+        let Some(o) = hs.out.get_mut(h as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        o.leftover.extend_from_slice(bytes);
+        if !c.more() {
+            o.receiving = false;
+        }
+        !o.receiving
+    };
+    if ended {
+        send_file(ctx, h);
+    }
+}
+
+fn send_file(ctx: &Ctx, h: u32) {
+    use io_uring::{opcode, types};
+    let Some((file, home, token)) = ctx.handoffs.borrow().out[h as usize]
+        .as_ref()
+        .map(|o| (o.file, o.home, o.token))
+    else {
+        return;
+    };
+    let target = ctx.rings[home.index()].load(std::sync::atomic::Ordering::Acquire);
+    let e = opcode::MsgRingSendFd::new(
+        types::Fd(target),
+        types::Fixed(file),
+        types::DestinationSlot::auto_target(),
+        data(Op::HandoffIn, ctx.id.0 as u32, token),
+    )
+    .build()
+    .user_data(data(Op::HandoffOut, 0, h));
+    // SAFETY: no buffers.
+    unsafe { ctx.submit(e) };
+}
+
+/// The kernel moved (or failed to move) hand-off `h`'s socket to the home shard's ring.
+pub fn on_sent(ctx: &Rc<Ctx>, h: u32, res: i32) {
+    let o = {
+        let mut hs = ctx.handoffs.borrow_mut();
+        let o = hs.out.get_mut(h as usize).and_then(Option::take);
+        if o.is_some() {
+            hs.free.push(h);
+        }
+        o
+    };
+    let Some(o) = o else { return };
+    ctx.close_file(o.file);
+    if res < 0 {
+        let mut hs = ctx.handoffs.borrow_mut();
+        if hs.failed == 0 {
+            tracing::warn!(
+                shard = ctx.id.0,
+                home = o.home.0,
+                "hand-off failed: {}; the connection was closed (counted, logged once)",
+                std::io::Error::from_raw_os_error(-res)
+            );
+        }
+        hs.failed += 1;
+        return;
+    }
+    ctx.send_mesh(
+        o.home,
+        MeshMsg::Handoff {
+            token: o.token,
+            connect: o.connect,
+            leftover: o.leftover,
+        },
+    );
+}
+
+/// A socket arrived in this ring's table at slot `res` from shard `from`'s hand-off `token`.
+pub fn on_arrived(ctx: &Rc<Ctx>, from: u32, token: u32, res: i32) {
+    if res < 0 {
+        return;
+    }
+    let file = res as u32;
+    ctx.files
+        .borrow_mut()
+        .install(file, Owner::Handoff(u32::MAX));
+    let msg = ctx.handoffs.borrow_mut().arriving.remove(&(from, token));
+    match msg {
+        Some(In::Msg(connect, leftover)) => super::conn::add(ctx, file, Some((connect, leftover))),
+        _ => {
+            ctx.handoffs
+                .borrow_mut()
+                .arriving
+                .insert((from, token), In::File(file));
+        }
+    }
+}
+
+/// The CONNECT and bytes of hand-off `token` from shard `from` arrived over the mesh.
+pub fn on_message(
+    ctx: &Rc<Ctx>,
+    from: ShardId,
+    token: u32,
+    connect: Box<Connect>,
+    leftover: BytesMut,
+) {
+    let key = (from.0 as u32, token);
+    let file = ctx.handoffs.borrow_mut().arriving.remove(&key);
+    match file {
+        Some(In::File(file)) => super::conn::add(ctx, file, Some((connect, leftover))),
+        _ => {
+            ctx.handoffs
+                .borrow_mut()
+                .arriving
+                .insert(key, In::Msg(connect, leftover));
+        }
+    }
+}

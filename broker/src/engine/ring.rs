@@ -1,0 +1,283 @@
+//! One shard's io_uring instance for socket I/O: a sparse table of direct descriptors (the
+//! sockets are not process fds, so RLIMIT_NOFILE does not cap them), a ring of provided
+//! receive buffers (an idle connection holds none), and an eventfd through which glommio
+//! wakes the shard when completions arrive while it sleeps.
+//!
+//! Submissions are queued during an executor turn and go to the kernel in one
+//! `io_uring_enter` per poller pass (`submit`). Completions are read from the shared CQ
+//! memory without a system call (`reap`). The eventfd is disabled while the poller keeps
+//! running and enabled just before it parks (`arm_wakeup`), so a busy shard pays no
+//! eventfd signal per completion.
+
+use io_uring::{cqueue, squeue, IoUring};
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// Provided-buffer group for socket receives.
+pub const BGID: u16 = 0;
+
+/// One completion, copied out of the CQ.
+#[derive(Debug, Clone, Copy)]
+pub struct Completion {
+    pub data: u64,
+    pub res: i32,
+    pub flags: u32,
+}
+
+impl Completion {
+    /// More completions follow for this (multishot) request.
+    pub fn more(&self) -> bool {
+        cqueue::more(self.flags)
+    }
+
+    /// The provided buffer the kernel filled, if any.
+    pub fn buffer(&self) -> Option<u16> {
+        cqueue::buffer_select(self.flags)
+    }
+}
+
+/// The receive buffers the kernel picks from, as a ring shared with it.
+struct BufRing {
+    /// `entries` ring slots (16 bytes each), page-aligned as the kernel requires.
+    ring: *mut io_uring::types::BufRingEntry,
+    ring_len: usize,
+    entries: u16,
+    tail: Cell<u16>,
+    /// Buffer memory: `entries` buffers of `size` bytes.
+    mem: Box<[u8]>,
+    size: usize,
+}
+
+impl BufRing {
+    fn new(entries: u16, size: usize) -> io::Result<Self> {
+        let ring_len = entries as usize * std::mem::size_of::<io_uring::types::BufRingEntry>();
+        // SAFETY: anonymous private mapping, checked below; unmapped in Drop.
+        let ring = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                ring_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_ANONYMOUS | libc::MAP_PRIVATE | libc::MAP_POPULATE,
+                -1,
+                0,
+            )
+        };
+        if ring == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(BufRing {
+            ring: ring.cast(),
+            ring_len,
+            entries,
+            tail: Cell::new(0),
+            mem: vec![0u8; entries as usize * size].into_boxed_slice(),
+            size,
+        })
+    }
+
+    /// Puts buffer `bid` back for the kernel (visible at the next `publish`).
+    fn give(&self, bid: u16) {
+        let tail = self.tail.get();
+        let mask = self.entries - 1;
+        // SAFETY: the index is masked into the ring; the entry is ours until the tail moves.
+        unsafe {
+            let e = &mut *self.ring.add((tail & mask) as usize);
+            e.set_addr(self.mem.as_ptr().add(bid as usize * self.size) as u64);
+            e.set_len(self.size as u32);
+            e.set_bid(bid);
+        }
+        self.tail.set(tail.wrapping_add(1));
+    }
+
+    /// Makes every buffer given back so far visible to the kernel.
+    fn publish(&self) {
+        // SAFETY: the tail field sits in the first entry of the mapped ring; the kernel reads
+        // it with acquire semantics, so the entries written before are visible with it.
+        unsafe {
+            let tail = io_uring::types::BufRingEntry::tail(self.ring)
+                as *const std::sync::atomic::AtomicU16;
+            (*tail).store(self.tail.get(), std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    fn bytes(&self, bid: u16, len: usize) -> &[u8] {
+        let start = bid as usize * self.size;
+        &self.mem[start..start + len.min(self.size)]
+    }
+}
+
+impl Drop for BufRing {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `new`, unmapped once.
+        unsafe { libc::munmap(self.ring.cast(), self.ring_len) };
+    }
+}
+
+/// A shard's ring.
+pub struct Ring {
+    uring: RefCell<IoUring>,
+    /// Entries that found the SQ full even after a submit; they go first next time.
+    backlog: RefCell<VecDeque<squeue::Entry>>,
+    queued: Cell<bool>,
+    bufs: BufRing,
+    bufs_returned: Cell<bool>,
+    eventfd: OwnedFd,
+    /// Size of the direct-descriptor table.
+    pub files: u32,
+}
+
+impl Ring {
+    /// A ring with `files` direct-descriptor slots and `nbufs` receive buffers of `buf_size`
+    /// bytes (`nbufs` a power of two).
+    pub fn new(files: u32, nbufs: u16, buf_size: usize) -> io::Result<Self> {
+        let uring = IoUring::builder()
+            .setup_cqsize(16_384)
+            .setup_single_issuer()
+            .setup_submit_all()
+            .build(4096)?;
+        uring.submitter().register_files_sparse(files)?;
+        let bufs = BufRing::new(nbufs, buf_size)?;
+        // SAFETY: the mapping lives as long as the ring (both dropped with `Ring`), and
+        // the group is unregistered by the ring's teardown.
+        unsafe {
+            uring
+                .submitter()
+                .register_buf_ring_with_flags(bufs.ring as u64, nbufs, BGID, 0)?;
+        }
+        for bid in 0..nbufs {
+            bufs.give(bid);
+        }
+        bufs.publish();
+        // SAFETY: plain syscall; the fd is owned below.
+        let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+        if efd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fresh fd, owned by nobody else.
+        let eventfd = unsafe { OwnedFd::from_raw_fd(efd) };
+        uring.submitter().register_eventfd(eventfd.as_raw_fd())?;
+        Ok(Ring {
+            uring: RefCell::new(uring),
+            backlog: RefCell::new(VecDeque::new()),
+            queued: Cell::new(false),
+            bufs,
+            bufs_returned: Cell::new(false),
+            eventfd,
+            files,
+        })
+    }
+
+    /// The ring's own fd (the target of IORING_OP_MSG_RING from other shards).
+    pub fn fd(&self) -> RawFd {
+        self.uring.borrow().as_raw_fd()
+    }
+
+    /// The eventfd the kernel signals on completions while wake-ups are armed.
+    pub fn eventfd(&self) -> RawFd {
+        self.eventfd.as_raw_fd()
+    }
+
+    /// Queues `e` for the next `submit`.
+    ///
+    /// # Safety
+    /// Every buffer `e` points to must stay valid until its completion is reaped.
+    pub unsafe fn push(&self, e: squeue::Entry) {
+        self.queued.set(true);
+        let mut uring = self.uring.borrow_mut();
+        if !self.backlog.borrow().is_empty() {
+            self.backlog.borrow_mut().push_back(e);
+            return;
+        }
+        // SAFETY: the caller keeps the entry's buffers alive.
+        if unsafe { uring.submission().push(&e) }.is_ok() {
+            return;
+        }
+        let _ = uring.submit();
+        // SAFETY: as above.
+        if unsafe { uring.submission().push(&e) }.is_err() {
+            self.backlog.borrow_mut().push_back(e);
+        }
+    }
+
+    /// Hands every queued entry (and returned buffer) to the kernel.
+    pub fn submit(&self) {
+        if self.bufs_returned.replace(false) {
+            self.bufs.publish();
+        }
+        if !self.queued.replace(false) {
+            return;
+        }
+        let mut uring = self.uring.borrow_mut();
+        loop {
+            {
+                let mut backlog = self.backlog.borrow_mut();
+                let mut sq = uring.submission();
+                while let Some(e) = backlog.front() {
+                    // SAFETY: entries were pushed under `push`'s contract.
+                    if unsafe { sq.push(e) }.is_err() {
+                        break;
+                    }
+                    backlog.pop_front();
+                }
+            }
+            match uring.submit() {
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                // EBUSY: the kernel holds overflowed completions; what stays queued goes
+                // with the next submit, after those are reaped.
+                Err(_) => {}
+            }
+            if self.backlog.borrow().is_empty() {
+                return;
+            }
+            if uring.submission().is_full() {
+                self.queued.set(true);
+                return;
+            }
+        }
+    }
+
+    /// Appends every completion waiting in the CQ to `into`.
+    pub fn reap(&self, into: &mut Vec<Completion>) {
+        let mut uring = self.uring.borrow_mut();
+        for c in uring.completion() {
+            into.push(Completion {
+                data: c.user_data(),
+                res: c.result(),
+                flags: c.flags(),
+            });
+        }
+    }
+
+    /// True when completions wait in the CQ.
+    pub fn has_completions(&self) -> bool {
+        !self.uring.borrow_mut().completion().is_empty()
+    }
+
+    /// Disables (busy) or enables (about to park) the completion eventfd. After enabling,
+    /// the caller reaps once more: completions that came while it was off signalled nothing.
+    pub fn set_wakeups(&self, on: bool) {
+        let mut uring = self.uring.borrow_mut();
+        let cq = uring.completion();
+        if on == cq.eventfd_disabled() {
+            if on {
+                cq.enable_eventfd();
+            } else {
+                cq.disable_eventfd();
+            }
+        }
+    }
+
+    /// The bytes the kernel put in buffer `bid`.
+    pub fn buffer(&self, bid: u16, len: usize) -> &[u8] {
+        self.bufs.bytes(bid, len)
+    }
+
+    /// Gives buffer `bid` back to the kernel (published at the next `submit`).
+    pub fn give_back(&self, bid: u16) {
+        self.bufs.give(bid);
+        self.bufs_returned.set(true);
+    }
+}
