@@ -136,9 +136,13 @@ fn nr_open() -> Rlim {
 /// sockets lingering after a close or arriving by hand-off (`engine/executor.rs`).
 pub const TABLE_SPARE: u64 = 1024;
 
+/// Most descriptor tables one shard opens (`engine::MAX_TABLES`).
+pub const MAX_TABLES: u64 = 256;
+
 /// The open-file limit is too low for the configured connection count. Connections are not
-/// process fds (they live in each shard's io_uring table of direct descriptors), but the
-/// kernel caps one such table at RLIMIT_NOFILE, so the limit bounds each shard's share.
+/// process fds: they live in io_uring tables of direct descriptors, and the kernel caps one
+/// table at RLIMIT_NOFILE slots, so a shard opens as many tables as its share needs, up to
+/// `MAX_TABLES`. Only a limit that makes even that many too few is too low.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LowNofile {
     pub soft: Rlim,
@@ -147,14 +151,16 @@ pub struct LowNofile {
 }
 
 impl LowNofile {
-    /// The smallest limit whose tables hold each shard's share plus the spare slots.
+    /// The smallest limit whose `MAX_TABLES` tables per shard hold its share plus the
+    /// spare slots.
     pub fn needed(&self) -> u64 {
-        u64::from(self.max_connections).div_ceil(self.shards.max(1) as u64) + TABLE_SPARE
+        let share = u64::from(self.max_connections).div_ceil(self.shards.max(1) as u64);
+        (share + TABLE_SPARE).div_ceil(MAX_TABLES)
     }
 
     /// About how many connections the shards' tables hold under this limit.
     pub fn capacity(&self) -> u64 {
-        self.soft.saturating_sub(TABLE_SPARE) * self.shards.max(1) as u64
+        (self.soft * MAX_TABLES).saturating_sub(TABLE_SPARE) * self.shards.max(1) as u64
     }
 }
 
@@ -163,14 +169,15 @@ impl fmt::Display for LowNofile {
         let needed = self.needed();
         write!(
             f,
-            "the open-file limit {} caps each shard's table of connections below its share of \
-             limits.max_connections {} over {} shard(s) + {} spare slots = {needed}; \
-             connections beyond about {} will be refused. \
-             Fix: raise the limit to at least {needed}: under systemd LimitNOFILE={needed} or \
-             more in the unit (kernel-tuning/systemd/ringmq.service), from a shell a nofile \
-             line in /etc/security/limits.d/ (kernel-tuning/tune.sh installs \
+            "the open-file limit {} allows each shard {MAX_TABLES} tables of {} connections, \
+             below its share of limits.max_connections {} over {} shard(s) + {} spare slots; \
+             connections beyond about {} will be refused. Fix: raise the limit to at least \
+             {needed}: under systemd LimitNOFILE={needed} or more in the unit \
+             (kernel-tuning/systemd/ringmq.service), from a shell a nofile line in \
+             /etc/security/limits.d/ (kernel-tuning/tune.sh installs \
              kernel-tuning/limits.d/ringmq.conf); kernel-tuning/check.sh {} lists what else \
              is short. Or lower limits.max_connections",
+            self.soft,
             self.soft,
             self.max_connections,
             self.shards,
@@ -215,23 +222,23 @@ mod tests {
 
     #[test]
     fn low_limit_is_reported_with_the_fix() {
-        let low = check_nofile(20_000, 1_000_000, 4).expect("20,000 < 251,024");
+        let low = check_nofile(64, 1_000_000, 4).expect("256 tables of 64 < 251,024");
         assert_eq!(
             low,
             LowNofile {
-                soft: 20_000,
+                soft: 64,
                 max_connections: 1_000_000,
                 shards: 4
             }
         );
-        assert_eq!(low.needed(), 251_024);
+        assert_eq!(low.needed(), 981);
         let text = low.to_string();
         assert!(text.starts_with(
-            "the open-file limit 20000 caps each shard's table of connections below its share \
-             of limits.max_connections 1000000 over 4 shard(s) + 1024 spare slots = 251024"
+            "the open-file limit 64 allows each shard 256 tables of 64 connections, below its \
+             share of limits.max_connections 1000000 over 4 shard(s) + 1024 spare slots"
         ));
-        assert!(text.contains("connections beyond about 75904 will be refused"));
-        assert!(text.contains("LimitNOFILE=251024"));
+        assert!(text.contains("connections beyond about 61440 will be refused"));
+        assert!(text.contains("LimitNOFILE=981"));
         assert!(text.contains("/etc/security/limits.d/"));
         assert!(text.contains("kernel-tuning/systemd/ringmq.service"));
         assert!(text.contains("kernel-tuning/check.sh 1000000 lists what else is short"));
@@ -239,10 +246,11 @@ mod tests {
 
     #[test]
     fn enough_limit_is_quiet() {
-        // Exactly a shard's share plus the spare slots is enough; one less is not.
-        assert_eq!(check_nofile(2024, 1000, 1), None);
-        assert!(check_nofile(2023, 1000, 1).is_some());
-        assert_eq!(check_nofile(1524, 1000, 2), None);
+        // 256 tables of 20,000 hold a million per shard; of 8 slots, 2,048 less the spare.
+        assert_eq!(check_nofile(20_000, 1_000_000, 1), None);
+        assert_eq!(check_nofile(8, 1000, 1), None);
+        assert!(check_nofile(7, 1000, 1).is_some());
+        assert_eq!(check_nofile(6, 1000, 2), None);
         assert_eq!(check_nofile(UNLIMITED, u32::MAX, 256), None);
     }
 

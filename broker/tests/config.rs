@@ -211,7 +211,10 @@ fn with_nofile(hard: u32, soft: u32, args: &[&str]) -> Output {
 
 #[test]
 fn soft_open_file_limit_is_raised_to_hard_and_a_low_one_is_warned_about() {
-    let file = config_file("nofile", "shards = 1\n[limits]\nmax_connections = 1000\n");
+    let file = config_file(
+        "nofile",
+        "shards = 1\n[limits]\nmax_connections = 1000000\n",
+    );
     let path = file.to_str().unwrap();
 
     let out = with_nofile(300, 256, &["--check-config", "--config", path]);
@@ -229,18 +232,19 @@ fn soft_open_file_limit_is_raised_to_hard_and_a_low_one_is_warned_about() {
     let warning = lines.next().unwrap_or_default();
     assert!(
         warning.starts_with(
-            "warning: the open-file limit 300 caps each shard's table of connections below its \
-             share of limits.max_connections 1000 over 1 shard(s) + 1024 spare slots = 2024"
+            "warning: the open-file limit 300 allows each shard 256 tables of 300 connections, \
+             below its share of limits.max_connections 1000000 over 1 shard(s) + 1024 spare \
+             slots"
         ),
         "{err}"
     );
-    assert!(warning.contains("LimitNOFILE=2024"), "{warning}");
+    assert!(warning.contains("LimitNOFILE=3911"), "{warning}");
     assert!(warning.contains("/etc/security/limits.d/"), "{warning}");
 
-    let out = with_nofile(2024, 512, &["--check-config", "--config", path]);
+    let out = with_nofile(3911, 512, &["--check-config", "--config", path]);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(
         text(&out.stderr),
-        "ringmq: open-file limit raised from 512 to 2024 (hard 2024)\n"
+        "ringmq: open-file limit raised from 512 to 3911 (hard 3911)\n"
     );
 }

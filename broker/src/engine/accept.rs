@@ -4,15 +4,17 @@
 //! into a free slot of the shard's direct-descriptor table (no process fd, so RLIMIT_NOFILE
 //! does not cap connections).
 //!
-//! A full table ends the multishot accept with ENFILE. The listener then sheds: a poll on
-//! it says when clients wait, each is accepted as a plain fd and closed at once (the client
-//! sees a clean close, not a connection left hanging in the backlog), counted, and logged at
-//! most once a minute (`shed`). Once the table has room again, the multishot accept is
-//! armed again. Nothing spins.
+//! A full table ends its multishot accept with ENFILE. Accepting moves to a table with
+//! room, or to a new one while the shard may open more (`tables`). With every table full
+//! the listener sheds: a poll on it says when clients wait, each is accepted as a plain fd
+//! and closed at once (the client sees a clean close, not a connection left hanging in the
+//! backlog), counted, and logged at most once a minute (`shed`). When a socket of a full
+//! table closes, that table accepts again. Nothing spins.
 
 use super::ctx::{now_ms, Ctx};
 use super::ring::Completion;
-use super::sockets::{data, Op};
+use super::sockets::{data, Op, Owner};
+use super::tables::Sock;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
@@ -21,7 +23,7 @@ use std::rc::Rc;
 /// Listen backlog asked of the kernel; it is capped by net.core.somaxconn (see kernel-tuning/).
 const BACKLOG: i32 = 65_535;
 
-/// One listening socket of a shard.
+/// One listening socket of a shard (at most 64 per shard: `Table::accepting` is a mask).
 pub struct Listener {
     pub fd: OwnedFd,
 }
@@ -45,27 +47,56 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<Listener> {
     Ok(Listener { fd })
 }
 
-/// Arms the multishot accept of listener `i`.
-pub fn arm(ctx: &Ctx, i: usize) {
+/// Arms the multishot accept of listener `i` on table `table`.
+fn arm(ctx: &Ctx, table: u16, i: usize) {
     use io_uring::{opcode, types};
     let Some(l) = ctx.listeners.get(i) else {
         return;
     };
+    let t = ctx.tables.get(table);
+    t.accepting.set(t.accepting.get() | 1 << i);
     let e = opcode::AcceptMulti::new(types::Fd(l.fd.as_raw_fd()))
         .allocate_file_index(true)
         .build()
         .user_data(data(Op::Accept, i as u32, 0));
     // SAFETY: no buffers.
-    unsafe { ctx.submit(e) };
+    unsafe { ctx.submit(table, e) };
 }
 
-pub fn arm_all(ctx: &Ctx) {
+/// Arms every listener not accepting on `table` yet.
+fn arm_table(ctx: &Ctx, table: u16) {
+    let on = ctx.tables.get(table).accepting.get();
     for i in 0..ctx.listeners.len() {
-        arm(ctx, i);
+        if on & (1 << i) == 0 {
+            arm(ctx, table, i);
+        }
+    }
+    ctx.peers[ctx.id.index()]
+        .room
+        .store(table, std::sync::atomic::Ordering::Release);
+}
+
+/// Arms the accepts of a table with room (at start, and to retry after an error).
+pub fn arm_all(ctx: &Ctx) {
+    // Nearly full tables keep their last slots for hand-offs unless none other has room.
+    let pick = ctx.tables.roomy().or_else(|| ctx.tables.with_room());
+    if let Some(t) = pick {
+        arm_table(ctx, t);
     }
 }
 
-/// Waits (one poll) for clients on listener `i` while the table is full.
+/// A socket of `table` closed: if the table stopped accepting when it filled, it accepts
+/// again.
+pub fn room_in(ctx: &Ctx, table: u16) {
+    let files = ctx.tables.get(table).files.borrow();
+    let open = !files.nearly_full() || ctx.tables.len() == 1;
+    drop(files);
+    if !ctx.listeners.is_empty() && open && !ctx.tables.get(table).files.borrow().full() {
+        arm_table(ctx, table);
+    }
+}
+
+/// Waits (one poll) for clients on listener `i` while every table is full.
 fn poll_listener(ctx: &Ctx, i: usize) {
     use io_uring::{opcode, types};
     let Some(l) = ctx.listeners.get(i) else {
@@ -75,46 +106,128 @@ fn poll_listener(ctx: &Ctx, i: usize) {
         .build()
         .user_data(data(Op::ListenPoll, i as u32, 0));
     // SAFETY: no buffers.
-    unsafe { ctx.submit(e) };
+    unsafe { ctx.submit(0, e) };
 }
 
-/// A completion of listener `i`'s multishot accept.
-pub fn on_accept(ctx: &Rc<Ctx>, i: usize, c: &Completion) {
+/// A completion of listener `i`'s multishot accept on `table`.
+pub fn on_accept(ctx: &Rc<Ctx>, table: u16, i: usize, c: &Completion) {
     if c.res >= 0 {
-        let file = c.res as u32;
+        let sock = Sock {
+            table,
+            file: c.res as u32,
+        };
         if ctx.live_conns() >= ctx.max_conns {
             // Over limits.max_connections: closed before reading anything.
-            ctx.files
-                .borrow_mut()
-                .install(file, super::sockets::Owner::Free);
-            ctx.close_file(file);
+            ctx.install(sock, Owner::Free);
+            ctx.close_file(sock);
             ctx.refused.set(ctx.refused.get() + 1);
         } else {
-            super::conn::add(ctx, file, None);
+            super::conn::add(ctx, sock, None);
         }
     }
     if c.more() {
         return;
     }
+    let t = ctx.tables.get(table);
+    t.accepting.set(t.accepting.get() & !(1 << i));
     match -c.res {
-        libc::ENFILE => {
-            // The table is full: shed until it has room.
-            ctx.shed.refuse(now_ms(), ctx.id.0, ctx.ring.files, 0);
-            poll_listener(ctx, i);
-        }
+        libc::ENFILE => table_full(ctx, Some(i)),
+        // Stopped by `filling`: the table's last slots stay for hand-offs.
+        libc::ECANCELED => {}
         e if c.res < 0 => {
             ctx.shed.error(now_ms(), ctx.id.0, e);
             ctx.shed.retry_at_ms.set(now_ms() + super::shed::RETRY_MS);
             ctx.accept_pending.set(true);
         }
-        _ => arm(ctx, i),
+        _ => arm(ctx, table, i),
     }
 }
 
-/// Clients wait on listener `i` while the table was full: shed them, or accept again.
+/// A table is nearly full: point hand-offs at one with room, opening one before the last
+/// slots go (other shards hand sockets to the table they were told has room).
+///
+/// Accepting stops on the nearly full table `full` too: an accept that finds a table full
+/// fails with ENFILE after the kernel took the connection off the backlog, which resets
+/// that client. The last slots are left for hand-offs (which are retried elsewhere when
+/// refused). With no other table to be had it accepts until full (then sheds).
+pub fn filling(ctx: &Rc<Ctx>, full: u16) {
+    let other = match ctx.tables.roomy() {
+        Some(t) => Some(t),
+        None => match ctx.tables.grow() {
+            Ok(Some(t)) => {
+                opened(ctx, t);
+                Some(t)
+            }
+            _ => None,
+        },
+    };
+    let Some(other) = other else { return };
+    arm_table(ctx, other);
+    stop_table(ctx, full);
+}
+
+/// Cancels every multishot accept of `table` (their last completions say -ECANCELED).
+fn stop_table(ctx: &Ctx, table: u16) {
+    use io_uring::{opcode, types};
+    let t = ctx.tables.get(table);
+    let on = t.accepting.replace(0);
+    for i in 0..ctx.listeners.len() {
+        if on & (1 << i) != 0 {
+            let target = data(Op::Accept, i as u32, 0);
+            let e = opcode::AsyncCancel2::new(types::CancelBuilder::user_data(target))
+                .build()
+                .user_data(data(Op::Quiet, 0, 0));
+            // SAFETY: no buffers.
+            unsafe { ctx.submit(table, e) };
+        }
+    }
+}
+
+fn opened(ctx: &Ctx, t: u16) {
+    ctx.peers[ctx.id.index()].fds[t as usize].store(
+        ctx.tables.get(t).ring.fd(),
+        std::sync::atomic::Ordering::Release,
+    );
+    tracing::info!(
+        shard = ctx.id.0,
+        tables = ctx.tables.len(),
+        slots = ctx.tables.slots,
+        "opened another descriptor table"
+    );
+    arm_table(ctx, t);
+}
+
+/// A table filled up (under listener `i`'s accept, or by a hand-off): accept into another
+/// with room, open one more, or shed while the shard holds all the tables it may.
+pub fn table_full(ctx: &Rc<Ctx>, i: Option<usize>) {
+    if let Some(t) = ctx.tables.with_room() {
+        return arm_table(ctx, t);
+    }
+    match ctx.tables.grow() {
+        Ok(Some(t)) => opened(ctx, t),
+        Ok(None) => {
+            ctx.shed
+                .refuse(now_ms(), ctx.id.0, ctx.tables.used() as u64, 0);
+            if let Some(i) = i.filter(|_| !ctx.shedding.replace(true)) {
+                poll_listener(ctx, i);
+            }
+        }
+        Err(e) => {
+            ctx.shed
+                .error(now_ms(), ctx.id.0, e.raw_os_error().unwrap_or(libc::EIO));
+            if let Some(i) = i.filter(|_| !ctx.shedding.replace(true)) {
+                poll_listener(ctx, i);
+            }
+        }
+    }
+}
+
+/// Clients wait on listener `i` while every table was full: shed them, unless a table has
+/// room again (its accepts were armed when the room appeared).
 pub fn on_listen_poll(ctx: &Rc<Ctx>, i: usize) {
-    if !ctx.files.borrow().full() {
-        return arm(ctx, i);
+    if ctx.tables.with_room().is_some() {
+        ctx.shedding.set(false);
+        return arm_all(ctx);
     }
     let Some(l) = ctx.listeners.get(i) else {
         return;
@@ -137,6 +250,7 @@ pub fn on_listen_poll(ctx: &Rc<Ctx>, i: usize) {
         unsafe { libc::close(fd) };
         shed += 1;
     }
-    ctx.shed.refuse(now_ms(), ctx.id.0, ctx.ring.files, shed);
+    ctx.shed
+        .refuse(now_ms(), ctx.id.0, ctx.tables.used() as u64, shed);
     poll_listener(ctx, i);
 }

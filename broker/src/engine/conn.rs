@@ -13,6 +13,7 @@ use super::ctx::{now_ms, Ctx, IoSlot, Recv};
 use super::held::{Held, Next, HELD_MAX};
 use super::ring::Completion;
 use super::sockets::Owner;
+use super::tables::Sock;
 use super::waker::{any_ready, mark_ready, take_ready};
 use bytes::BytesMut;
 use codec::{Connect, Packet};
@@ -20,14 +21,19 @@ use shard::{home_shard, ConnId};
 use std::rc::Rc;
 use std::task::Poll;
 
-/// Registers socket `file`, accepted here (`first` None) or handed over with its CONNECT.
-pub fn add(ctx: &Rc<Ctx>, file: u32, first: Option<(Box<Connect>, BytesMut)>) {
+/// Registers socket `sock`, accepted here (`first` None) or handed over with its CONNECT.
+pub fn add(ctx: &Rc<Ctx>, sock: Sock, first: Option<(Box<Connect>, BytesMut)>) {
     let now = now_ms();
     let conn = ctx.shard.borrow_mut().open_conn(now);
-    let gen = ctx.files.borrow_mut().install(file, Owner::Conn(conn.slot));
+    let gen = ctx.install(sock, Owner::Conn(conn.slot));
+    if ctx.tables.get(sock.table).files.borrow().nearly_full()
+        && ctx.tables.get(sock.table).accepting.get() != 0
+    {
+        super::accept::filling(ctx, sock.table);
+    }
     let mut slot = IoSlot {
         conn,
-        file,
+        sock,
         gen,
         buf: BytesMut::new(),
         connected: false,
@@ -69,10 +75,13 @@ pub async fn poller(ctx: Rc<Ctx>) {
     let mut done: Vec<Completion> = Vec::with_capacity(REAP_BATCH);
     let mut idle_passes = 0u32;
     futures_lite::future::poll_fn(|cx| loop {
-        ctx.ring.reap(&mut done);
-        let reaped = !done.is_empty();
-        for c in done.drain(..) {
-            super::completions::dispatch(&ctx, c);
+        let mut reaped = false;
+        for t in 0..ctx.tables.len() as u16 {
+            ctx.tables.get(t).ring.reap(&mut done);
+            reaped |= !done.is_empty();
+            for c in done.drain(..) {
+                super::completions::dispatch(&ctx, t, c);
+            }
         }
         if ctx.accept_pending.get() && now_ms() >= ctx.shed.retry_at_ms.get() {
             ctx.accept_pending.set(false);
@@ -92,26 +101,31 @@ pub async fn poller(ctx: Rc<Ctx>) {
         };
         if any_ready() || busy || idle_passes <= ctx.spin_passes {
             // Look again on the next executor pass; completions need no wake-up meanwhile.
-            ctx.ring.set_wakeups(false);
+            for (_, t) in ctx.tables.iter() {
+                t.ring.set_wakeups(false);
+            }
             cx.waker().wake_by_ref();
             return Poll::<()>::Pending;
         }
         // Park: completions from now on signal the eventfd; one may have come just before.
-        ctx.ring.set_wakeups(true);
-        if !ctx.ring.has_completions() {
+        for (_, t) in ctx.tables.iter() {
+            t.ring.set_wakeups(true);
+        }
+        if !ctx.tables.iter().any(|(_, t)| t.ring.has_completions()) {
             return Poll::Pending;
         }
     })
     .await;
 }
 
-/// A receive completion for socket `file` (generation `gen`).
-pub fn on_recv(ctx: &Rc<Ctx>, file: u32, gen: u32, c: Completion) {
-    let owner = ctx.files.borrow().owner(file, gen);
+/// A receive completion for `sock` (generation `gen`).
+pub fn on_recv(ctx: &Rc<Ctx>, sock: Sock, gen: u32, c: Completion) {
+    let owner = ctx.owner(sock, gen);
     let len = c.res.max(0) as usize;
     let bid = c.buffer();
+    let ring = &ctx.tables.get(sock.table).ring;
     {
-        let data = bid.map_or(&[][..], |b| ctx.ring.buffer(b, len));
+        let data = bid.map_or(&[][..], |b| ring.buffer(b, len));
         match owner {
             Owner::Conn(slot) => conn_recv(ctx, slot, data, &c),
             Owner::Linger(i) => super::linger::on_recv(ctx, i, data.len(), &c),
@@ -120,7 +134,7 @@ pub fn on_recv(ctx: &Rc<Ctx>, file: u32, gen: u32, c: Completion) {
         }
     }
     if let Some(b) = bid {
-        ctx.ring.give_back(b);
+        ring.give_back(b);
     }
 }
 
@@ -146,7 +160,7 @@ fn conn_recv(ctx: &Rc<Ctx>, slot: u32, data: &[u8], c: &Completion) {
         // What arrived before the end is handled first; the will follows the close.
         process(ctx, conn);
         if let Some(s) = ctx.remove_io(conn) {
-            ctx.close_file(s.file);
+            ctx.close_file(s.sock);
             ctx.shard.borrow_mut().conn_lost(now_ms(), conn);
         }
         return;
@@ -192,11 +206,11 @@ pub fn set_reading(ctx: &Ctx, slot: u32, on: bool) {
     match (s.recv, on) {
         (Recv::Off, true) => {
             s.recv = Recv::On;
-            ctx.arm_recv(s.file, s.gen);
+            ctx.arm_recv(s.sock, s.gen);
         }
         (Recv::On, false) => {
             s.recv = Recv::Cancelling;
-            ctx.cancel_recv(s.file, s.gen);
+            ctx.cancel_recv(s.sock, s.gen);
         }
         // Cancelling: its last completion queues the slot, which decides again then.
         _ => {}

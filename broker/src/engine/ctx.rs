@@ -5,6 +5,8 @@
 //! `.await`, so they cannot conflict; that is what makes the cells safe to use.
 
 use super::mesh::{MeshMsg, MeshOut};
+use super::sockets::{data, Op, Owner};
+use super::tables::{Peer, Sock, Tables};
 use bytes::BytesMut;
 use glommio::channels::local_channel::LocalSender;
 use shard::{ConnId, Shard, ShardId};
@@ -33,8 +35,8 @@ pub enum Recv {
 /// The I/O side of one connection, stored at the index of its shard `ConnId` slot.
 pub struct IoSlot {
     pub conn: ConnId,
-    /// The socket: a direct descriptor in the shard's ring, and its generation there.
-    pub file: u32,
+    /// The socket: a direct descriptor in one of the shard's tables, and its generation.
+    pub sock: Sock,
     pub gen: u32,
     /// Bytes received and not yet handled (an incomplete packet, or input of a paused
     /// connection); empty (no allocation) while idle.
@@ -57,14 +59,15 @@ pub struct Ctx {
     pub shard: RefCell<Shard>,
     pub io: RefCell<super::iotable::IoTable>,
     pub mesh: MeshOut,
-    /// The shard's io_uring instance: every socket operation goes through it.
-    pub ring: super::ring::Ring,
-    /// Who owns each direct descriptor of the ring.
-    pub files: RefCell<super::sockets::Files>,
+    /// The shard's io_uring instances and descriptor tables: every socket operation goes
+    /// through them.
+    pub tables: Tables,
     /// Sends in flight (their buffers live here until the kernel is done with them).
     pub sends: RefCell<super::sockets::Sends>,
-    /// Every shard's ring fd, by shard id (targets of hand-offs).
-    pub rings: std::sync::Arc<[std::sync::atomic::AtomicI32]>,
+    /// Every shard's ring fds, by shard id (targets of hand-offs).
+    pub peers: std::sync::Arc<[Peer]>,
+    /// Clients are shed at accept because every table is full and no more may be opened.
+    pub shedding: Cell<bool>,
     /// Sockets on their way to or from another shard.
     pub handoffs: RefCell<super::handoff::Handoffs>,
     /// This shard's listening sockets and whether each is accepting or shedding.
@@ -96,21 +99,20 @@ impl Ctx {
         nr: usize,
         shard: Shard,
         mesh: MeshOut,
-        ring: super::ring::Ring,
-        rings: std::sync::Arc<[std::sync::atomic::AtomicI32]>,
+        tables: Tables,
+        peers: std::sync::Arc<[Peer]>,
         flush_kick: LocalSender<()>,
     ) -> Self {
-        let files = super::sockets::Files::new(ring.files);
         Ctx {
             id,
             nr,
             shard: RefCell::new(shard),
             io: RefCell::new(Default::default()),
             mesh,
-            ring,
-            files: RefCell::new(files),
+            tables,
             sends: RefCell::new(Default::default()),
-            rings,
+            peers,
+            shedding: Cell::new(false),
             handoffs: RefCell::new(Default::default()),
             listeners: Vec::new(),
             max_conns: usize::MAX,
@@ -156,54 +158,91 @@ impl Ctx {
         self.mesh.send(to, msg);
     }
 
-    /// Queues a submission on the shard's ring.
+    /// Queues a submission on the ring of table `table`.
     ///
     /// # Safety
     /// Every buffer the entry points to must stay valid until its completion is reaped.
-    pub unsafe fn submit(&self, e: io_uring::squeue::Entry) {
+    pub unsafe fn submit(&self, table: u16, e: io_uring::squeue::Entry) {
         // SAFETY: passed on from the caller.
-        unsafe { self.ring.push(e) }
+        unsafe { self.tables.get(table).ring.push(e) }
     }
 
-    /// Arms the multishot receive of socket `file` (generation `gen`).
-    pub fn arm_recv(&self, file: u32, gen: u32) {
+    /// The owner of `sock` if `gen` is its current generation.
+    pub fn owner(&self, sock: Sock, gen: u32) -> Owner {
+        self.tables
+            .get(sock.table)
+            .files
+            .borrow()
+            .owner(sock.file, gen)
+    }
+
+    /// A socket was installed at `sock`: a new generation, owned by `owner`.
+    pub fn install(&self, sock: Sock, owner: Owner) -> u32 {
+        self.tables
+            .get(sock.table)
+            .files
+            .borrow_mut()
+            .install(sock.file, owner)
+    }
+
+    pub fn set_owner(&self, sock: Sock, owner: Owner) {
+        self.tables
+            .get(sock.table)
+            .files
+            .borrow_mut()
+            .set_owner(sock.file, owner);
+    }
+
+    /// Arms the multishot receive of `sock` (generation `gen`).
+    pub fn arm_recv(&self, sock: Sock, gen: u32) {
         use io_uring::{opcode, types};
-        let e = opcode::RecvMulti::new(types::Fixed(file), super::ring::BGID)
+        let e = opcode::RecvMulti::new(types::Fixed(sock.file), super::ring::BGID)
             .build()
-            .user_data(super::sockets::data(super::sockets::Op::Recv, gen, file));
+            .user_data(data(Op::Recv, gen, sock.file));
         // SAFETY: the receive writes only into provided buffers, which the ring owns.
-        unsafe { self.submit(e) };
+        unsafe { self.submit(sock.table, e) };
     }
 
-    /// Cancels the multishot receive of `file`; its last completion says when it ended.
-    pub fn cancel_recv(&self, file: u32, gen: u32) {
+    /// Cancels the multishot receive of `sock`; its last completion says when it ended.
+    pub fn cancel_recv(&self, sock: Sock, gen: u32) {
         use io_uring::{opcode, types};
-        let target = super::sockets::data(super::sockets::Op::Recv, gen, file);
+        let target = data(Op::Recv, gen, sock.file);
         let e = opcode::AsyncCancel2::new(types::CancelBuilder::user_data(target))
             .build()
-            .user_data(super::sockets::data(super::sockets::Op::Quiet, 0, 0));
+            .user_data(data(Op::Quiet, 0, 0));
         // SAFETY: no buffers.
-        unsafe { self.submit(e) };
+        unsafe { self.submit(sock.table, e) };
     }
 
-    /// Closes socket `file`: cancels what is pending on it, then frees its table slot.
-    pub fn close_file(&self, file: u32) {
+    /// Closes `sock`: cancels what is pending on it, then frees its table slot. A table that
+    /// stopped accepting when it filled accepts again.
+    pub fn close_file(&self, sock: Sock) {
         use io_uring::{opcode, squeue::Flags, types};
-        self.files
-            .borrow_mut()
-            .set_owner(file, super::sockets::Owner::Free);
-        let quiet = super::sockets::data(super::sockets::Op::Quiet, 0, 0);
-        let cancel = opcode::AsyncCancel2::new(types::CancelBuilder::fd(types::Fixed(file)).all())
-            .build()
-            .flags(Flags::IO_HARDLINK)
-            .user_data(quiet);
-        let close = opcode::Close::new(types::Fixed(file))
+        self.set_owner(sock, Owner::Free);
+        let quiet = data(Op::Quiet, 0, 0);
+        let cancel =
+            opcode::AsyncCancel2::new(types::CancelBuilder::fd(types::Fixed(sock.file)).all())
+                .build()
+                .flags(Flags::IO_HARDLINK)
+                .user_data(quiet);
+        let close = opcode::Close::new(types::Fixed(sock.file))
             .build()
             .user_data(quiet);
         // SAFETY: no buffers; the two are queued back to back so the link holds.
         unsafe {
-            self.submit(cancel);
-            self.submit(close);
+            self.submit(sock.table, cancel);
+            self.submit(sock.table, close);
+        }
+        let accepting = self.tables.get(sock.table).accepting.get();
+        if (accepting.count_ones() as usize) < self.listeners.len() {
+            super::accept::room_in(self, sock.table);
+        }
+    }
+
+    /// Hands everything queued on every ring to the kernel.
+    pub fn submit_all(&self) {
+        for (_, t) in self.tables.iter() {
+            t.ring.submit();
         }
     }
 }

@@ -5,7 +5,7 @@ use super::conn;
 use super::ctx::{now_ms, Ctx};
 use super::flush::flush;
 use super::mesh::{MeshMsg, MeshOut};
-use super::ring::Ring;
+use super::tables::{Peer, Tables};
 use super::waker::wake_poller;
 use futures_lite::StreamExt;
 use glommio::channels::channel_mesh::{Full, MeshBuilder};
@@ -14,7 +14,7 @@ use shard::{Shard, ShardConfig, ShardId};
 use std::net::SocketAddr;
 use std::os::fd::FromRawFd;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,8 +42,8 @@ pub struct ShardStart {
     /// Node name in `$SYS` client event topics.
     pub node: String,
     pub mesh: MeshBuilder<MeshMsg, Full>,
-    /// Every shard's ring fd by shard id, filled in as the shards start.
-    pub rings: Arc<[AtomicI32]>,
+    /// Every shard's ring fds by shard id, filled in as the shards open them.
+    pub peers: Arc<[Peer]>,
     /// Each shard has a CPU of its own (pinned placement).
     pub pinned: bool,
     /// Told once this shard accepts on every listener (or failed to bind).
@@ -62,7 +62,7 @@ pub async fn shard_main(start: ShardStart) {
         sys_interval,
         node,
         mesh,
-        rings,
+        peers,
         pinned,
         ready,
     } = start;
@@ -76,8 +76,9 @@ pub async fn shard_main(start: ShardStart) {
     // The mesh numbers its peers 0..nr in join order: that index is the shard id.
     let id = ShardId(senders.peer_id() as u16);
     let (kick_tx, kick_rx) = local_channel::new_bounded(1);
-    let ring = match Ring::new(table_size(max_conns), RECV_BUFFERS, RECV_BUFFER_SIZE) {
-        Ok(r) => r,
+    let (max_tables, slots) = table_plan(max_conns);
+    let tables = match Tables::new(max_tables.min(super::MAX_TABLES), slots) {
+        Ok(t) => t,
         Err(e) => {
             let _ = ready.send(Err(format!(
                 "shard {}: io_uring setup failed: {e} (ringmq needs Linux 6.0 or newer with \
@@ -87,16 +88,16 @@ pub async fn shard_main(start: ShardStart) {
             return;
         }
     };
-    rings[id.index()].store(ring.fd(), Ordering::Release);
-    // SAFETY: dup of the ring's eventfd; the glommio file below owns the copy.
-    let wake_fd = unsafe { libc::dup(ring.eventfd()) };
+    peers[id.index()].fds[0].store(tables.get(0).ring.fd(), Ordering::Release);
+    // SAFETY: dup of the rings' eventfd; the glommio file below owns the copy.
+    let wake_fd = unsafe { libc::dup(tables.eventfd()) };
     let mut ctx = Ctx::new(
         id,
         nr,
         Shard::new(id, nr, cfg),
         MeshOut::new(senders, nr),
-        ring,
-        rings,
+        tables,
+        peers,
         kick_tx,
     );
     ctx.node = node;
@@ -113,7 +114,7 @@ pub async fn shard_main(start: ShardStart) {
         }
     }
     super::accept::arm_all(&ctx);
-    ctx.ring.submit();
+    ctx.submit_all();
 
     let ctx = Rc::new(ctx);
 
@@ -141,7 +142,7 @@ pub async fn shard_main(start: ShardStart) {
     }
 
     glommio::spawn_local(conn::poller(ctx.clone())).detach();
-    // Completions while the poller sleeps signal the ring's eventfd; a read of it pending in
+    // Completions while the poller sleeps signal the rings' eventfd; a read of it pending in
     // glommio's own ring wakes this executor and the poller.
     glommio::spawn_local(async move {
         // SAFETY: `wake_fd` is our own dup of the eventfd; the file closes it on drop.
@@ -233,17 +234,13 @@ fn on_mesh(ctx: &Rc<Ctx>, from: ShardId, m: MeshMsg) {
     }
 }
 
-/// Receive buffers per shard ring, and their size: what one poller pass can take in before
-/// the buffers go back (4 MiB per shard).
-const RECV_BUFFERS: u16 = 1024;
-const RECV_BUFFER_SIZE: usize = 4096;
-
 /// How long a stopping shard waits for its last sends.
 const STOP_DRAIN_MS: u64 = 1_000;
 
-/// Direct-descriptor slots for a shard that holds at most `max_conns` connections, plus room
-/// for sockets lingering or arriving by hand-off. The kernel caps a table at RLIMIT_NOFILE.
-fn table_size(max_conns: usize) -> u32 {
+/// Tables a shard that holds at most `max_conns` connections may open, and the slots of
+/// each: its share plus room for sockets lingering or arriving by hand-off, in tables of at
+/// most RLIMIT_NOFILE slots (the kernel's cap for one table).
+fn table_plan(max_conns: usize) -> (usize, u32) {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -255,7 +252,8 @@ fn table_size(max_conns: usize) -> u32 {
         1024
     };
     let want = (max_conns as u64).saturating_add(crate::rlimit::TABLE_SPARE);
-    want.min(nofile).clamp(64, u32::MAX as u64 / 2) as u32
+    let slots = want.min(nofile).clamp(1, 1 << 20);
+    (want.div_ceil(slots).max(1) as usize, slots as u32)
 }
 
 /// Publishes the `$SYS` totals (shard 0 only), retained like Mosquitto's.

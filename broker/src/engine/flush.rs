@@ -8,6 +8,7 @@
 use super::ctx::{now_ms, Ctx};
 use super::mesh::MeshMsg;
 use super::sockets::{data, Op, Owner, Payload, SendOp};
+use super::tables::Sock;
 use shard::{ConnId, IoEvent};
 use std::rc::Rc;
 
@@ -46,13 +47,13 @@ pub fn flush(ctx: &Rc<Ctx>, events: &mut Vec<IoEvent>) {
     for (to, batch) in batches {
         ctx.send_mesh(to, MeshMsg::Batch(batch));
     }
-    ctx.ring.submit();
+    ctx.submit_all();
 }
 
 /// The socket failed: forget it here and tell the shard (the will is published).
 fn fail(ctx: &Rc<Ctx>, conn: ConnId) {
     if let Some(s) = ctx.remove_io(conn) {
-        ctx.close_file(s.file);
+        ctx.close_file(s.sock);
     }
     ctx.shard.borrow_mut().conn_lost(now_ms(), conn);
 }
@@ -60,9 +61,10 @@ fn fail(ctx: &Rc<Ctx>, conn: ConnId) {
 /// Starts a send of `payload` on `file`: one `send` of a single buffer, else one `sendmsg`
 /// gathering its pieces (shared fan-out frames are not copied). Its completion comes to
 /// `on_send`.
-pub fn start_send(ctx: &Ctx, file: u32, gen: u32, payload: Payload) {
+pub fn start_send(ctx: &Ctx, sock: Sock, gen: u32, payload: Payload) {
     use io_uring::{opcode, types};
-    let (id, op) = ctx.sends.borrow_mut().start(file, gen, payload);
+    let (id, op) = ctx.sends.borrow_mut().start(sock, gen, payload);
+    let file = sock.file;
     let e = match op {
         SendOp::Buf(ptr, len) => opcode::Send::new(types::Fixed(file), ptr, len)
             .flags(libc::MSG_NOSIGNAL)
@@ -74,16 +76,16 @@ pub fn start_send(ctx: &Ctx, file: u32, gen: u32, payload: Payload) {
     .user_data(data(Op::Send, 0, id));
     // SAFETY: the header, its gather list and the bytes live in `ctx.sends` until the
     // completion is reaped (`on_send` takes them out only then).
-    unsafe { ctx.submit(e) };
+    unsafe { ctx.submit(sock.table, e) };
 }
 
 /// Sends the connection's pending output, unless a send is in flight already (then the new
 /// bytes go when it completes).
 fn write_conn(ctx: &Rc<Ctx>, conn: ConnId) {
-    let (file, gen) = {
+    let (sock, gen) = {
         let io = ctx.io.borrow();
         match io.get(conn.slot) {
-            Some(s) if s.conn == conn && !s.sending => (s.file, s.gen),
+            Some(s) if s.conn == conn && !s.sending => (s.sock, s.gen),
             _ => return,
         }
     };
@@ -96,7 +98,7 @@ fn write_conn(ctx: &Rc<Ctx>, conn: ConnId) {
     if let Some(s) = ctx.io.borrow_mut().get_mut(conn.slot) {
         s.sending = true;
     }
-    start_send(ctx, file, gen, Payload::Output(out));
+    start_send(ctx, sock, gen, Payload::Output(out));
 }
 
 /// A send completed: `res` bytes went out (or the error). What the socket did not take goes
@@ -105,7 +107,7 @@ pub fn on_send(ctx: &Rc<Ctx>, id: u32, res: i32) {
     let Some(f) = ctx.sends.borrow_mut().take(id) else {
         return;
     };
-    let owner = ctx.files.borrow().owner(f.file, f.gen);
+    let owner = ctx.owner(f.sock, f.gen);
     let slot = match owner {
         Owner::Conn(slot) => slot,
         Owner::Linger(i) => return super::linger::on_sent(ctx, i, f, res),

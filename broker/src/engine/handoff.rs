@@ -11,6 +11,7 @@ use super::ctx::{Ctx, Recv};
 use super::mesh::MeshMsg;
 use super::ring::Completion;
 use super::sockets::{data, Op, Owner};
+use super::tables::Sock;
 use ahash::AHashMap;
 use bytes::BytesMut;
 use codec::Connect;
@@ -21,17 +22,20 @@ use std::rc::Rc;
 struct Out {
     /// Names the hand-off on the home shard (never reused while one may be arriving).
     token: u32,
-    file: u32,
+    sock: Sock,
     home: ShardId,
     connect: Box<Connect>,
     leftover: BytesMut,
     /// The receive has not ended yet.
     receiving: bool,
+    /// The home shard's table tried now, and how many were tried (a full one refuses).
+    table: u16,
+    tries: u16,
 }
 
 /// Half of an arriving hand-off.
 enum In {
-    File(u32),
+    File(Sock),
     Msg(Box<Connect>, BytesMut),
 }
 
@@ -58,11 +62,13 @@ pub fn send(ctx: &Rc<Ctx>, conn: ConnId, home: ShardId, connect: Box<Connect>, l
     };
     let out = Out {
         token,
-        file: slot.file,
+        sock: slot.sock,
         home,
         connect,
         leftover,
         receiving,
+        table: ctx.peers[home.index()].hint(),
+        tries: 0,
     };
     let h = {
         let mut hs = ctx.handoffs.borrow_mut();
@@ -77,11 +83,9 @@ pub fn send(ctx: &Rc<Ctx>, conn: ConnId, home: ShardId, connect: Box<Connect>, l
             }
         }
     };
-    ctx.files
-        .borrow_mut()
-        .set_owner(slot.file, Owner::Handoff(h));
+    ctx.set_owner(slot.sock, Owner::Handoff(h));
     match slot.recv {
-        Recv::On => ctx.cancel_recv(slot.file, slot.gen),
+        Recv::On => ctx.cancel_recv(slot.sock, slot.gen),
         Recv::Cancelling => {}
         Recv::Off => send_file(ctx, h),
     }
@@ -107,27 +111,32 @@ pub fn on_recv(ctx: &Rc<Ctx>, h: u32, bytes: &[u8], c: &Completion) {
 
 fn send_file(ctx: &Ctx, h: u32) {
     use io_uring::{opcode, types};
-    let Some((file, home, token)) = ctx.handoffs.borrow().out[h as usize]
+    let Some((sock, home, token, table)) = ctx.handoffs.borrow().out[h as usize]
         .as_ref()
-        .map(|o| (o.file, o.home, o.token))
+        .map(|o| (o.sock, o.home, o.token, o.table))
     else {
         return;
     };
-    let target = ctx.rings[home.index()].load(std::sync::atomic::Ordering::Acquire);
+    let peer = &ctx.peers[home.index()];
+    let target = peer.fd(table).or_else(|| peer.fd(0)).unwrap_or(-1);
     let e = opcode::MsgRingSendFd::new(
         types::Fd(target),
-        types::Fixed(file),
+        types::Fixed(sock.file),
         types::DestinationSlot::auto_target(),
         data(Op::HandoffIn, ctx.id.0 as u32, token),
     )
     .build()
     .user_data(data(Op::HandoffOut, 0, h));
     // SAFETY: no buffers.
-    unsafe { ctx.submit(e) };
+    unsafe { ctx.submit(sock.table, e) };
 }
 
-/// The kernel moved (or failed to move) hand-off `h`'s socket to the home shard's ring.
+/// The kernel moved (or failed to move) hand-off `h`'s socket to the home shard's ring. A
+/// full table there refuses it: the next open table of that shard is tried, then it fails.
 pub fn on_sent(ctx: &Rc<Ctx>, h: u32, res: i32) {
+    if res == -libc::ENFILE && retry_elsewhere(ctx, h) {
+        return send_file(ctx, h);
+    }
     let o = {
         let mut hs = ctx.handoffs.borrow_mut();
         let o = hs.out.get_mut(h as usize).and_then(Option::take);
@@ -137,7 +146,7 @@ pub fn on_sent(ctx: &Rc<Ctx>, h: u32, res: i32) {
         o
     };
     let Some(o) = o else { return };
-    ctx.close_file(o.file);
+    ctx.close_file(o.sock);
     if res < 0 {
         let mut hs = ctx.handoffs.borrow_mut();
         if hs.failed == 0 {
@@ -161,15 +170,38 @@ pub fn on_sent(ctx: &Rc<Ctx>, h: u32, res: i32) {
     );
 }
 
-/// A socket arrived in this ring's table at slot `res` from shard `from`'s hand-off `token`.
-pub fn on_arrived(ctx: &Rc<Ctx>, from: u32, token: u32, res: i32) {
+/// Moves hand-off `h` to the home shard's next open table; false when all were tried.
+fn retry_elsewhere(ctx: &Ctx, h: u32) -> bool {
+    let mut hs = ctx.handoffs.borrow_mut();
+    let Some(o) = hs.out.get_mut(h as usize).and_then(Option::as_mut) else {
+        return false;
+    };
+    let peer = &ctx.peers[o.home.index()];
+    let open = (0..peer.fds.len() as u16)
+        .take_while(|&t| peer.fd(t).is_some())
+        .count() as u16;
+    o.tries += 1;
+    if o.tries >= open {
+        return false;
+    }
+    o.table = (o.table + 1) % open;
+    true
+}
+
+/// A socket arrived in `table` at slot `res` from shard `from`'s hand-off `token`.
+pub fn on_arrived(ctx: &Rc<Ctx>, table: u16, from: u32, token: u32, res: i32) {
     if res < 0 {
         return;
     }
-    let file = res as u32;
-    ctx.files
-        .borrow_mut()
-        .install(file, Owner::Handoff(u32::MAX));
+    let file = Sock {
+        table,
+        file: res as u32,
+    };
+    ctx.install(file, Owner::Handoff(u32::MAX));
+    if ctx.tables.get(table).files.borrow().full() {
+        // Point hand-offs (and accepts) at a table with room, opening one if need be.
+        super::accept::table_full(ctx, None);
+    }
     let msg = ctx.handoffs.borrow_mut().arriving.remove(&(from, token));
     match msg {
         Some(In::Msg(connect, leftover)) => super::conn::add(ctx, file, Some((connect, leftover))),

@@ -13,6 +13,7 @@
 use super::ctx::{Ctx, IoSlot, Recv};
 use super::ring::Completion;
 use super::sockets::{data, Op, Owner, Payload, Sent};
+use super::tables::Sock;
 use bytes::BytesMut;
 
 /// Longest a closed connection is read and discarded while the client takes our last bytes.
@@ -25,7 +26,7 @@ const LINGER_BYTES: usize = 1 << 20;
 const MAX_LINGERING: usize = 10_000;
 
 struct Lingering {
-    file: u32,
+    sock: Sock,
     gen: u32,
     /// Last bytes not yet handed to a send.
     unsent: BytesMut,
@@ -71,10 +72,10 @@ impl Linger {
 /// write side is shut and input discarded until the client closes (or the bounds pass).
 pub fn close(ctx: &Ctx, now_ms: u64, slot: IoSlot, last: BytesMut) {
     if ctx.linger.borrow().len() >= MAX_LINGERING {
-        return ctx.close_file(slot.file);
+        return ctx.close_file(slot.sock);
     }
     let i = ctx.linger.borrow_mut().insert(Lingering {
-        file: slot.file,
+        sock: slot.sock,
         gen: slot.gen,
         unsent: last,
         sending: slot.sending,
@@ -82,12 +83,10 @@ pub fn close(ctx: &Ctx, now_ms: u64, slot: IoSlot, last: BytesMut) {
         discarded: 0,
         deadline_ms: now_ms + LINGER_MS,
     });
-    ctx.files
-        .borrow_mut()
-        .set_owner(slot.file, Owner::Linger(i));
+    ctx.set_owner(slot.sock, Owner::Linger(i));
     if slot.recv == Recv::Off {
         // Stopped while paused: the client's end of stream must still be seen.
-        ctx.arm_recv(slot.file, slot.gen);
+        ctx.arm_recv(slot.sock, slot.gen);
     }
     step(ctx, i);
 }
@@ -103,18 +102,18 @@ fn step(ctx: &Ctx, i: u32) {
     }
     if !l.unsent.is_empty() {
         l.sending = true;
-        let (file, gen, bytes) = (l.file, l.gen, std::mem::take(&mut l.unsent));
+        let (sock, gen, bytes) = (l.sock, l.gen, std::mem::take(&mut l.unsent));
         drop(linger);
-        return super::flush::start_send(ctx, file, gen, Payload::Bytes(bytes));
+        return super::flush::start_send(ctx, sock, gen, Payload::Bytes(bytes));
     }
     if !l.shut {
         l.shut = true;
         use io_uring::{opcode, types};
-        let e = opcode::Shutdown::new(types::Fixed(l.file), libc::SHUT_WR)
+        let e = opcode::Shutdown::new(types::Fixed(l.sock.file), libc::SHUT_WR)
             .build()
             .user_data(data(Op::Quiet, 0, 0));
         // SAFETY: no buffers.
-        unsafe { ctx.submit(e) };
+        unsafe { ctx.submit(l.sock.table, e) };
     }
 }
 
@@ -122,7 +121,7 @@ fn step(ctx: &Ctx, i: u32) {
 fn finish(ctx: &Ctx, i: u32) {
     let l = ctx.linger.borrow_mut().remove(i);
     if let Some(l) = l {
-        ctx.close_file(l.file);
+        ctx.close_file(l.sock);
     }
 }
 
@@ -154,20 +153,20 @@ pub fn on_sent(ctx: &Ctx, i: u32, f: Sent, res: i32) {
 
 /// Input of lingering socket `i`: discarded; end of stream or an error closes it.
 pub fn on_recv(ctx: &Ctx, i: u32, len: usize, c: &Completion) {
-    let (over, file, gen) = {
+    let (over, sock, gen) = {
         let mut linger = ctx.linger.borrow_mut();
         let Some(l) = linger.slab.get_mut(i as usize).and_then(Option::as_mut) else {
             return;
         };
         l.discarded += len;
-        (l.discarded >= LINGER_BYTES, l.file, l.gen)
+        (l.discarded >= LINGER_BYTES, l.sock, l.gen)
     };
     let ended = c.res == 0 || (c.res < 0 && c.res != -libc::ENOBUFS && c.res != -libc::ECANCELED);
     if over || ended {
         return finish(ctx, i);
     }
     if !c.more() {
-        ctx.arm_recv(file, gen);
+        ctx.arm_recv(sock, gen);
     }
 }
 

@@ -16,6 +16,7 @@ mod ring;
 mod shed;
 mod sockets;
 mod sys;
+mod tables;
 mod waker;
 
 pub use ctx::now_ms;
@@ -27,6 +28,10 @@ use glommio::{CpuSet, LocalExecutorPoolBuilder, PoolPlacement};
 use shard::ShardConfig;
 use std::net::SocketAddr;
 use std::sync::mpsc;
+
+/// Most descriptor tables (rings) one shard opens: with RLIMIT_NOFILE at 20,000, enough for
+/// 5M connections per shard.
+const MAX_TABLES: usize = crate::rlimit::MAX_TABLES as usize;
 
 /// Capacity of each shard-to-shard ring, in batches.
 const MESH_CAPACITY: usize = 1024;
@@ -110,9 +115,7 @@ pub fn start(
         sys_interval,
         node: sys::node_name(node),
         mesh: MeshBuilder::full(nr, MESH_CAPACITY),
-        rings: (0..nr)
-            .map(|_| std::sync::atomic::AtomicI32::new(-1))
-            .collect(),
+        peers: (0..nr).map(|_| tables::Peer::new(MAX_TABLES)).collect(),
         pinned,
         ready: ready_tx,
     };

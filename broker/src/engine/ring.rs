@@ -1,7 +1,7 @@
-//! One shard's io_uring instance for socket I/O: a sparse table of direct descriptors (the
-//! sockets are not process fds, so RLIMIT_NOFILE does not cap them), a ring of provided
-//! receive buffers (an idle connection holds none), and an eventfd through which glommio
-//! wakes the shard when completions arrive while it sleeps.
+//! One io_uring instance for socket I/O: a sparse table of direct descriptors (the sockets
+//! are not process fds), a ring of provided receive buffers (an idle connection holds none),
+//! and the eventfd through which glommio wakes the shard when completions arrive while it
+//! sleeps.
 //!
 //! Submissions are queued during an executor turn and go to the kernel in one
 //! `io_uring_enter` per poller pass (`submit`). Completions are read from the shared CQ
@@ -13,7 +13,7 @@ use io_uring::{cqueue, squeue, IoUring};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 
 /// Provided-buffer group for socket receives.
 pub const BGID: u16 = 0;
@@ -123,15 +123,13 @@ pub struct Ring {
     queued: Cell<bool>,
     bufs: BufRing,
     bufs_returned: Cell<bool>,
-    eventfd: OwnedFd,
-    /// Size of the direct-descriptor table.
-    pub files: u32,
 }
 
 impl Ring {
     /// A ring with `files` direct-descriptor slots and `nbufs` receive buffers of `buf_size`
-    /// bytes (`nbufs` a power of two).
-    pub fn new(files: u32, nbufs: u16, buf_size: usize) -> io::Result<Self> {
+    /// bytes (`nbufs` a power of two), signalling `eventfd` on completions while wake-ups
+    /// are on.
+    pub fn new(files: u32, nbufs: u16, buf_size: usize, eventfd: RawFd) -> io::Result<Self> {
         let uring = IoUring::builder()
             .setup_cqsize(16_384)
             .setup_single_issuer()
@@ -150,33 +148,19 @@ impl Ring {
             bufs.give(bid);
         }
         bufs.publish();
-        // SAFETY: plain syscall; the fd is owned below.
-        let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
-        if efd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: fresh fd, owned by nobody else.
-        let eventfd = unsafe { OwnedFd::from_raw_fd(efd) };
-        uring.submitter().register_eventfd(eventfd.as_raw_fd())?;
+        uring.submitter().register_eventfd(eventfd)?;
         Ok(Ring {
             uring: RefCell::new(uring),
             backlog: RefCell::new(VecDeque::new()),
             queued: Cell::new(false),
             bufs,
             bufs_returned: Cell::new(false),
-            eventfd,
-            files,
         })
     }
 
     /// The ring's own fd (the target of IORING_OP_MSG_RING from other shards).
     pub fn fd(&self) -> RawFd {
         self.uring.borrow().as_raw_fd()
-    }
-
-    /// The eventfd the kernel signals on completions while wake-ups are armed.
-    pub fn eventfd(&self) -> RawFd {
-        self.eventfd.as_raw_fd()
     }
 
     /// Queues `e` for the next `submit`.

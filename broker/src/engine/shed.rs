@@ -21,16 +21,17 @@ pub struct Shed {
 }
 
 impl Shed {
-    /// `n` clients were closed at accept because the table of `slots` descriptors is full.
-    pub fn refuse(&self, now_ms: u64, shard: u16, slots: u32, n: u64) {
+    /// `n` clients were closed at accept because every table is full (`slots` in use).
+    pub fn refuse(&self, now_ms: u64, shard: u16, slots: u64, n: u64) {
         self.failures.set(self.failures.get() + n);
         if self.due(now_ms) {
             let n = self.failures.get() - self.logged_failures.get();
             tracing::warn!(
                 shard,
-                "accept: the shard's {slots} connection slots are full; {n} connection(s) \
-                 closed at accept since the last report (raise LimitNOFILE / ulimit -n, which \
-                 caps the slots per shard, or add shards; next report in {} s at the earliest)",
+                "accept: all {slots} connection slots of the shard are in use; {n} \
+                 connection(s) closed at accept since the last report (raise \
+                 limits.max_connections, or LimitNOFILE / ulimit -n, which caps the slots of \
+                 one table; next report in {} s at the earliest)",
                 LOG_EVERY_MS / 1000
             );
             self.logged(now_ms);

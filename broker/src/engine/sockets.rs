@@ -5,6 +5,7 @@
 //! every index carries a generation: a completion that names an older generation belongs to
 //! a socket that is gone and is ignored (its receive buffer is still given back).
 
+use super::tables::Sock;
 use bytes::BytesMut;
 use shard::Output;
 
@@ -113,13 +114,17 @@ impl Files {
         }
     }
 
+    /// True once at most an eighth of the table is free: time to have another ready.
+    pub fn nearly_full(&self) -> bool {
+        self.used >= self.entries.len() - self.entries.len() / 8
+    }
+
     /// True while the table has no free slot left.
     pub fn full(&self) -> bool {
         self.used >= self.entries.len()
     }
 
-    #[cfg(test)]
-    fn used(&self) -> usize {
+    pub fn used(&self) -> usize {
         self.used
     }
 }
@@ -132,7 +137,7 @@ pub enum Payload {
 
 /// A send whose completion came: its socket and the bytes it was given.
 pub struct Sent {
-    pub file: u32,
+    pub sock: Sock,
     pub gen: u32,
     pub payload: Payload,
 }
@@ -152,7 +157,7 @@ pub const MAX_IOV: usize = 1024;
 /// One send slot: the bytes in flight and the gather list and header the submission points
 /// to (on the heap, so they do not move; kept for the next send in the slot).
 struct Slot {
-    file: u32,
+    sock: Sock,
     gen: u32,
     payload: Option<Payload>,
     iov: Vec<libc::iovec>,
@@ -176,10 +181,10 @@ pub struct Sends {
 impl Sends {
     /// Stores a send for `file` and returns its number and what to submit; the pointers
     /// stay valid until `take`.
-    pub fn start(&mut self, file: u32, gen: u32, payload: Payload) -> (u32, SendOp) {
+    pub fn start(&mut self, sock: Sock, gen: u32, payload: Payload) -> (u32, SendOp) {
         let id = self.free.pop().unwrap_or_else(|| {
             self.slab.push(Slot {
-                file: 0,
+                sock,
                 gen: 0,
                 payload: None,
                 iov: Vec::new(),
@@ -190,7 +195,7 @@ impl Sends {
         });
         self.in_flight += 1;
         let s = &mut self.slab[id as usize];
-        s.file = file;
+        s.sock = sock;
         s.gen = gen;
         let p = s.payload.insert(payload);
         let single = match p {
@@ -222,7 +227,7 @@ impl Sends {
         self.free.push(id);
         self.in_flight -= 1;
         Some(Sent {
-            file: s.file,
+            sock: s.sock,
             gen: s.gen,
             payload,
         })
@@ -264,7 +269,8 @@ mod tests {
             chunks: vec![bytes::Bytes::from_static(b"abc")],
             tail: BytesMut::from(&b"de"[..]),
         };
-        let (id, op) = s.start(1, 1, Payload::Output(out));
+        let sock = Sock { table: 0, file: 1 };
+        let (id, op) = s.start(sock, 1, Payload::Output(out));
         let SendOp::Msg(msg) = op else {
             panic!("two pieces are gathered")
         };
@@ -277,7 +283,7 @@ mod tests {
         assert_eq!(s.in_flight(), 0);
         assert!(s.take(id).is_none());
         // One contiguous buffer is sent as it is, from the reused slot.
-        let (id2, op) = s.start(2, 1, Payload::Bytes(BytesMut::from(&b"xyz"[..])));
+        let (id2, op) = s.start(sock, 1, Payload::Bytes(BytesMut::from(&b"xyz"[..])));
         assert_eq!(id2, id);
         assert!(matches!(op, SendOp::Buf(_, 3)));
     }
