@@ -214,25 +214,34 @@ impl Ctx {
         unsafe { self.submit(sock.table, e) };
     }
 
-    /// Closes `sock`: cancels what is pending on it, then frees its table slot. A table that
-    /// stopped accepting when it filled accepts again.
+    /// Closes `sock`: a shutdown ends what is pending on it (the receive sees end of
+    /// stream, a send an error, so they drop their hold on the socket), then its table slot
+    /// is freed. A table that stopped accepting when it filled accepts again.
+    ///
+    /// Not a cancel by descriptor: the kernel finds those by walking every pending poll of
+    /// the ring, which made each close cost O(connections) (43% of the broker's time while
+    /// 19,000 clients connected).
     pub fn close_file(&self, sock: Sock) {
         use io_uring::{opcode, squeue::Flags, types};
+        let shut = opcode::Shutdown::new(types::Fixed(sock.file), libc::SHUT_RDWR)
+            .build()
+            .flags(Flags::IO_HARDLINK)
+            .user_data(data(Op::Quiet, 0, 0));
+        // SAFETY: no buffers; queued right before the close it is linked to.
+        unsafe { self.submit(sock.table, shut) };
+        self.release_file(sock);
+    }
+
+    /// Frees the table slot of `sock` with nothing pending on it; the socket itself stays
+    /// open while another ring holds it (a hand-off).
+    pub fn release_file(&self, sock: Sock) {
+        use io_uring::{opcode, types};
         self.set_owner(sock, Owner::Free);
-        let quiet = data(Op::Quiet, 0, 0);
-        let cancel =
-            opcode::AsyncCancel2::new(types::CancelBuilder::fd(types::Fixed(sock.file)).all())
-                .build()
-                .flags(Flags::IO_HARDLINK)
-                .user_data(quiet);
         let close = opcode::Close::new(types::Fixed(sock.file))
             .build()
-            .user_data(quiet);
-        // SAFETY: no buffers; the two are queued back to back so the link holds.
-        unsafe {
-            self.submit(sock.table, cancel);
-            self.submit(sock.table, close);
-        }
+            .user_data(data(Op::Quiet, 0, 0));
+        // SAFETY: no buffers.
+        unsafe { self.submit(sock.table, close) };
         let accepting = self.tables.get(sock.table).accepting.get();
         if (accepting.count_ones() as usize) < self.listeners.len() {
             super::accept::room_in(self, sock.table);

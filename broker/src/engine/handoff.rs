@@ -146,8 +146,8 @@ pub fn on_sent(ctx: &Rc<Ctx>, h: u32, res: i32) {
         o
     };
     let Some(o) = o else { return };
-    ctx.close_file(o.sock);
     if res < 0 {
+        ctx.close_file(o.sock);
         let mut hs = ctx.handoffs.borrow_mut();
         if hs.failed == 0 {
             tracing::warn!(
@@ -160,6 +160,8 @@ pub fn on_sent(ctx: &Rc<Ctx>, h: u32, res: i32) {
         hs.failed += 1;
         return;
     }
+    // The home shard's ring holds the socket now: only this ring's slot goes.
+    ctx.release_file(o.sock);
     ctx.send_mesh(
         o.home,
         MeshMsg::Handoff {
