@@ -81,8 +81,7 @@ pub async fn shard_main(start: ShardStart) {
         Ok(t) => t,
         Err(e) => {
             let _ = ready.send(Err(format!(
-                "shard {}: io_uring setup failed: {e} (ringmq needs Linux 6.0 or newer with \
-                 io_uring enabled: check kernel.io_uring_disabled)",
+                "shard {}: io_uring setup failed while {e}",
                 id.0
             )));
             return;

@@ -87,6 +87,7 @@ pub fn start(
     sys_interval: u32,
     node: &str,
 ) -> anyhow::Result<Engine> {
+    ring::probe().map_err(|e| anyhow!("io_uring is not usable: {e}"))?;
     let allowed = allowed_cpus();
     let pinned = nr <= allowed.len();
     let placement = if pinned {

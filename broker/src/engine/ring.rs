@@ -13,7 +13,7 @@ use io_uring::{cqueue, squeue, IoUring};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 
 /// Provided-buffer group for socket receives.
 pub const BGID: u16 = 0;
@@ -115,6 +115,52 @@ impl Drop for BufRing {
     }
 }
 
+/// Sets up (and drops) a small ring with every feature the engine uses, so that a kernel
+/// or container without them stops start-up with a message naming the step and the fix,
+/// before glommio (which panics on such a kernel) starts.
+pub fn probe() -> io::Result<()> {
+    // SAFETY: plain syscall; the fd is owned below.
+    let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+    if efd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fresh fd, owned by nobody else.
+    let efd = unsafe { std::os::fd::OwnedFd::from_raw_fd(efd) };
+    Ring::new(1, 1, 64, efd.as_raw_fd()).map(drop)
+}
+
+/// An io_uring setup error with the step that failed and what usually causes it.
+fn step(what: &str, e: io::Error) -> io::Error {
+    let disabled = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
+        .ok()
+        .map(|s| s.trim().to_string());
+    let why = match (e.raw_os_error(), disabled.as_deref()) {
+        (Some(libc::ENOSYS), _) => {
+            "this kernel has no io_uring (ringmq needs Linux 6.0 or newer built with \
+             CONFIG_IO_URING)"
+                .to_string()
+        }
+        (Some(libc::EPERM), Some(d)) if d != "0" => format!(
+            "io_uring is switched off: kernel.io_uring_disabled = {d}; fix: sysctl -w \
+             kernel.io_uring_disabled=0 (or, with 1, run ringmq in the group named by \
+             kernel.io_uring_group)"
+        ),
+        (Some(libc::EPERM), _) => "io_uring is blocked for this process, most likely by a \
+             container's seccomp profile (Docker's default blocks it); fix: run with a profile \
+             that allows io_uring_setup, io_uring_enter and io_uring_register"
+            .to_string(),
+        (Some(libc::EINVAL), _) => {
+            "the kernel does not support this io_uring feature (ringmq needs Linux 6.0 or newer)"
+                .to_string()
+        }
+        (Some(libc::ENOMEM), _) => "not enough locked memory for the ring (raise \
+             RLIMIT_MEMLOCK: LimitMEMLOCK=infinity in the unit, kernel-tuning/)"
+            .to_string(),
+        _ => "see docs/architecture.md, Connection path".to_string(),
+    };
+    io::Error::new(e.kind(), format!("{what}: {e}; {why}"))
+}
+
 /// A shard's ring.
 pub struct Ring {
     uring: RefCell<IoUring>,
@@ -134,21 +180,29 @@ impl Ring {
             .setup_cqsize(16_384)
             .setup_single_issuer()
             .setup_submit_all()
-            .build(4096)?;
-        uring.submitter().register_files_sparse(files)?;
+            .build(4096)
+            .map_err(|e| step("creating an io_uring instance", e))?;
+        uring
+            .submitter()
+            .register_files_sparse(files)
+            .map_err(|e| step("registering a table of direct descriptors (Linux 5.19+)", e))?;
         let bufs = BufRing::new(nbufs, buf_size)?;
         // SAFETY: the mapping lives as long as the ring (both dropped with `Ring`), and
         // the group is unregistered by the ring's teardown.
         unsafe {
             uring
                 .submitter()
-                .register_buf_ring_with_flags(bufs.ring as u64, nbufs, BGID, 0)?;
+                .register_buf_ring_with_flags(bufs.ring as u64, nbufs, BGID, 0)
+                .map_err(|e| step("registering a provided-buffer ring (Linux 5.19+)", e))?;
         }
         for bid in 0..nbufs {
             bufs.give(bid);
         }
         bufs.publish();
-        uring.submitter().register_eventfd(eventfd)?;
+        uring
+            .submitter()
+            .register_eventfd(eventfd)
+            .map_err(|e| step("registering the wake-up eventfd", e))?;
         Ok(Ring {
             uring: RefCell::new(uring),
             backlog: RefCell::new(VecDeque::new()),
@@ -263,5 +317,34 @@ impl Ring {
     pub fn give_back(&self, bid: u16) {
         self.bufs.give(bid);
         self.bufs_returned.set(true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_setup_error_names_the_step_and_the_fix() {
+        let e = step(
+            "creating an io_uring instance",
+            io::Error::from_raw_os_error(libc::ENOSYS),
+        );
+        let text = e.to_string();
+        assert!(
+            text.starts_with("creating an io_uring instance: "),
+            "{text}"
+        );
+        assert!(text.contains("Linux 6.0 or newer"), "{text}");
+        let e = step("registering", io::Error::from_raw_os_error(libc::EPERM)).to_string();
+        assert!(
+            e.contains("kernel.io_uring_disabled") || e.contains("seccomp"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_probe_passes_on_this_kernel() {
+        probe().expect("io_uring with direct descriptors and buffer rings");
     }
 }
