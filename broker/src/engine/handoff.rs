@@ -10,7 +10,7 @@
 use super::ctx::{Ctx, Recv};
 use super::mesh::MeshMsg;
 use super::ring::Completion;
-use super::sockets::{data, Op, Owner};
+use super::sockets::{data, Op, Owner, Slab};
 use super::tables::Sock;
 use ahash::AHashMap;
 use bytes::BytesMut;
@@ -41,8 +41,7 @@ enum In {
 
 #[derive(Default)]
 pub struct Handoffs {
-    out: Vec<Option<Out>>,
-    free: Vec<u32>,
+    out: Slab<Out>,
     next_token: u32,
     arriving: AHashMap<(u32, u32), In>,
     /// Hand-offs that failed (the home shard's table was full): counted, logged once.
@@ -70,19 +69,7 @@ pub fn send(ctx: &Rc<Ctx>, conn: ConnId, home: ShardId, connect: Box<Connect>, l
         table: ctx.peers[home.index()].hint(),
         tries: 0,
     };
-    let h = {
-        let mut hs = ctx.handoffs.borrow_mut();
-        match hs.free.pop() {
-            Some(h) => {
-                hs.out[h as usize] = Some(out);
-                h
-            }
-            None => {
-                hs.out.push(Some(out));
-                (hs.out.len() - 1) as u32
-            }
-        }
-    };
+    let h = ctx.handoffs.borrow_mut().out.insert(out);
     ctx.set_owner(slot.sock, Owner::Handoff(h));
     match slot.recv {
         Recv::On => ctx.cancel_recv(slot.sock, slot.gen),
@@ -95,7 +82,7 @@ pub fn send(ctx: &Rc<Ctx>, conn: ConnId, home: ShardId, connect: Box<Connect>, l
 pub fn on_recv(ctx: &Rc<Ctx>, h: u32, bytes: &[u8], c: &Completion) {
     let ended = {
         let mut hs = ctx.handoffs.borrow_mut();
-        let Some(o) = hs.out.get_mut(h as usize).and_then(Option::as_mut) else {
+        let Some(o) = hs.out.get_mut(h) else {
             return;
         };
         o.leftover.extend_from_slice(bytes);
@@ -111,8 +98,11 @@ pub fn on_recv(ctx: &Rc<Ctx>, h: u32, bytes: &[u8], c: &Completion) {
 
 fn send_file(ctx: &Ctx, h: u32) {
     use io_uring::{opcode, types};
-    let Some((sock, home, token, table)) = ctx.handoffs.borrow().out[h as usize]
-        .as_ref()
+    let Some((sock, home, token, table)) = ctx
+        .handoffs
+        .borrow()
+        .out
+        .get(h)
         .map(|o| (o.sock, o.home, o.token, o.table))
     else {
         return;
@@ -137,14 +127,7 @@ pub fn on_sent(ctx: &Rc<Ctx>, h: u32, res: i32) {
     if res == -libc::ENFILE && retry_elsewhere(ctx, h) {
         return send_file(ctx, h);
     }
-    let o = {
-        let mut hs = ctx.handoffs.borrow_mut();
-        let o = hs.out.get_mut(h as usize).and_then(Option::take);
-        if o.is_some() {
-            hs.free.push(h);
-        }
-        o
-    };
+    let o = ctx.handoffs.borrow_mut().out.remove(h);
     let Some(o) = o else { return };
     if res < 0 {
         ctx.close_file(o.sock);
@@ -175,7 +158,7 @@ pub fn on_sent(ctx: &Rc<Ctx>, h: u32, res: i32) {
 /// Moves hand-off `h` to the home shard's next open table; false when all were tried.
 fn retry_elsewhere(ctx: &Ctx, h: u32) -> bool {
     let mut hs = ctx.handoffs.borrow_mut();
-    let Some(o) = hs.out.get_mut(h as usize).and_then(Option::as_mut) else {
+    let Some(o) = hs.out.get_mut(h) else {
         return false;
     };
     let peer = &ctx.peers[o.home.index()];

@@ -12,7 +12,7 @@
 
 use super::ctx::{Ctx, IoSlot, Recv};
 use super::ring::Completion;
-use super::sockets::{data, Op, Owner, Payload, Sent};
+use super::sockets::{data, Op, Owner, Payload, Sent, Slab};
 use super::tables::Sock;
 use bytes::BytesMut;
 
@@ -39,32 +39,20 @@ struct Lingering {
 /// The sockets of one shard that are being closed cleanly.
 #[derive(Default)]
 pub struct Linger {
-    slab: Vec<Option<Lingering>>,
-    free: Vec<u32>,
+    slab: Slab<Lingering>,
 }
 
 impl Linger {
     fn insert(&mut self, l: Lingering) -> u32 {
-        match self.free.pop() {
-            Some(i) => {
-                self.slab[i as usize] = Some(l);
-                i
-            }
-            None => {
-                self.slab.push(Some(l));
-                (self.slab.len() - 1) as u32
-            }
-        }
+        self.slab.insert(l)
     }
 
     fn remove(&mut self, i: u32) -> Option<Lingering> {
-        let l = self.slab.get_mut(i as usize)?.take()?;
-        self.free.push(i);
-        Some(l)
+        self.slab.remove(i)
     }
 
     pub fn len(&self) -> usize {
-        self.slab.len() - self.free.len()
+        self.slab.len()
     }
 }
 
@@ -94,7 +82,7 @@ pub fn close(ctx: &Ctx, now_ms: u64, slot: IoSlot, last: BytesMut) {
 /// Sends what is left, then shuts the write side once all is out.
 fn step(ctx: &Ctx, i: u32) {
     let mut linger = ctx.linger.borrow_mut();
-    let Some(l) = linger.slab.get_mut(i as usize).and_then(Option::as_mut) else {
+    let Some(l) = linger.slab.get_mut(i) else {
         return;
     };
     if l.sending {
@@ -133,7 +121,7 @@ pub fn on_sent(ctx: &Ctx, i: u32, f: Sent, res: i32) {
     let n = res as usize;
     {
         let mut linger = ctx.linger.borrow_mut();
-        let Some(l) = linger.slab.get_mut(i as usize).and_then(Option::as_mut) else {
+        let Some(l) = linger.slab.get_mut(i) else {
             return;
         };
         l.sending = false;
@@ -155,7 +143,7 @@ pub fn on_sent(ctx: &Ctx, i: u32, f: Sent, res: i32) {
 pub fn on_recv(ctx: &Ctx, i: u32, len: usize, c: &Completion) {
     let (over, sock, gen) = {
         let mut linger = ctx.linger.borrow_mut();
-        let Some(l) = linger.slab.get_mut(i as usize).and_then(Option::as_mut) else {
+        let Some(l) = linger.slab.get_mut(i) else {
             return;
         };
         l.discarded += len;
@@ -177,9 +165,8 @@ pub fn tick(ctx: &Ctx, now_ms: u64) {
         .borrow()
         .slab
         .iter()
-        .enumerate()
-        .filter(|(_, l)| l.as_ref().is_some_and(|l| now_ms >= l.deadline_ms))
-        .map(|(i, _)| i as u32)
+        .filter(|(_, l)| now_ms >= l.deadline_ms)
+        .map(|(i, _)| i)
         .collect();
     for i in due {
         finish(ctx, i);
