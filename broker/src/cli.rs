@@ -32,6 +32,25 @@ pub struct Cli {
     #[arg(long = "listen", value_name = "ADDR:PORT")]
     pub listen: Vec<SocketAddr>,
 
+    /// Accept MQTT over TLS (1.2 and 1.3) on ADDR:PORT, e.g. 0.0.0.0:8883, with the
+    /// certificate of --tls-cert and --tls-key. Repeat the flag for several addresses.
+    /// Replaces the TLS listeners of the config file.
+    #[arg(long = "tls-listen", value_name = "ADDR:PORT", requires_all = ["tls_cert", "tls_key"])]
+    pub tls_listen: Vec<SocketAddr>,
+
+    /// Certificate chain of the --tls-listen listeners (PEM, server certificate first).
+    #[arg(long = "tls-cert", value_name = "FILE", requires = "tls_listen")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// Private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long = "tls-key", value_name = "FILE", requires = "tls_listen")]
+    pub tls_key: Option<PathBuf>,
+
+    /// CA certificates (PEM): with it, clients of the --tls-listen listeners must present a
+    /// certificate signed by one of them.
+    #[arg(long = "tls-ca", value_name = "FILE", requires = "tls_listen")]
+    pub tls_ca: Option<PathBuf>,
+
     /// Number of shards, one executor thread each (0..=256). 0 or absent: one per online CPU.
     /// N may exceed the CPU count; executors are then not pinned to CPUs.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=MAX_SHARDS as i64))]
@@ -65,11 +84,23 @@ pub fn merged_config(cli: &Cli) -> Result<Config, ConfigError> {
     if !cli.listen.is_empty() {
         // --listen speaks for TCP only; listeners of other kinds in the file stay.
         config.listeners.retain(|l| l.kind != ListenerKind::Tcp);
-        let tcp = cli.listen.iter().map(|&bind| ListenerConfig {
-            bind,
-            kind: ListenerKind::Tcp,
-        });
+        let tcp = cli
+            .listen
+            .iter()
+            .map(|&bind| ListenerConfig::new(bind, ListenerKind::Tcp));
         config.listeners.splice(0..0, tcp);
+    }
+    if !cli.tls_listen.is_empty() {
+        // --tls-listen speaks for TLS only, like --listen for TCP.
+        config.listeners.retain(|l| l.kind != ListenerKind::Tls);
+        config
+            .listeners
+            .extend(cli.tls_listen.iter().map(|&bind| ListenerConfig {
+                cert: cli.tls_cert.clone(),
+                key: cli.tls_key.clone(),
+                ca: cli.tls_ca.clone(),
+                ..ListenerConfig::new(bind, ListenerKind::Tls)
+            }));
     }
     if let Some(shards) = cli.shards {
         config.shards = shards;
@@ -112,6 +143,12 @@ pub fn run_check_config(cli: &Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Err(err) = crate::tls::listens(&config) {
+        for line in config_error_lines(&err.into()) {
+            eprintln!("{line}");
+        }
+        return ExitCode::FAILURE;
+    }
     let shards = config.shard_count();
     report_nofile(&config, shards);
     match print_config(&config, cli, shards) {

@@ -60,19 +60,41 @@ pub struct ListenerConfig {
     /// An IP address and port; host names are not resolved (a listener must not depend on DNS).
     pub bind: SocketAddr,
     pub kind: ListenerKind,
+    /// TLS: the certificate chain (PEM), server certificate first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert: Option<PathBuf>,
+    /// TLS: the private key of the certificate (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
+    /// TLS: CA certificates (PEM); with it, clients must present a certificate it signed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca: Option<PathBuf>,
 }
 
-impl Default for ListenerConfig {
-    fn default() -> Self {
+impl ListenerConfig {
+    /// A listener of `kind` on `bind` with no certificate files.
+    pub fn new(bind: SocketAddr, kind: ListenerKind) -> Self {
         ListenerConfig {
-            bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), DEFAULT_PORT),
-            kind: ListenerKind::Tcp,
+            bind,
+            kind,
+            cert: None,
+            key: None,
+            ca: None,
         }
     }
 }
 
-/// Transport of a listener. `tls` and `ws` parse so that config files can be written ahead of
-/// time, but validation refuses them until this build carries them.
+impl Default for ListenerConfig {
+    fn default() -> Self {
+        ListenerConfig::new(
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), DEFAULT_PORT),
+            ListenerKind::Tcp,
+        )
+    }
+}
+
+/// Transport of a listener. `ws` parses so that config files can be written ahead of time,
+/// but validation refuses it until this build carries it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ListenerKind {

@@ -57,14 +57,23 @@ const fn key(
     }
 }
 
+/// The default of a key that has none (it is left out unless set).
+pub const NO_DEFAULT: &str = "(none)";
+
 /// Every leaf key, in the order of the schema in docs/configuration.md.
 pub const KEYS: &[KeySpec] = &[
     key("shards", "0..=256", "0 = one shard per online CPU; 256 is the most the route table's shard set holds", "0",
         "Number of shards (one executor thread each). 0 = one per online CPU. May exceed the CPU count; executors are then not pinned."),
     key("listeners.bind", "IP:PORT, e.g. \"0.0.0.0:1883\" or \"[::]:1883\"", "host names are not resolved", "\"127.0.0.1:1883\"",
         "Address and port of one listener. Every shard binds it with SO_REUSEPORT."),
-    key("listeners.kind", "one of \"tcp\", \"tls\", \"ws\"", "only \"tcp\" works in this build", "\"tcp\"",
-        "Transport of the listener. tls and ws are accepted by the parser but refused by this build."),
+    key("listeners.kind", "one of \"tcp\", \"tls\", \"ws\"", "\"tcp\" and \"tls\" work in this build", "\"tcp\"",
+        "Transport of the listener: plain MQTT over TCP, or MQTT over TLS 1.2/1.3 (needs cert and key). ws is accepted by the parser but refused by this build."),
+    key("listeners.cert", "a path to a PEM file", "the certificate chain, server certificate first", NO_DEFAULT,
+        "TLS listeners: the server's certificate chain (PEM)."),
+    key("listeners.key", "a path to a PEM file", "PKCS#8, PKCS#1 (RSA) or SEC1 (EC) private key", NO_DEFAULT,
+        "TLS listeners: the private key of cert (PEM)."),
+    key("listeners.ca", "a path to a PEM file", "one or more CA certificates", NO_DEFAULT,
+        "TLS listeners: with it, every client must present a certificate signed by one of these CAs (mutual TLS); without it, client certificates are not asked for."),
     key("limits.max_connections", "1..=4294967295", "set it to e.g. 1000000", "1000000",
         "Most client connections the broker holds at once. Needs an open-file limit above it."),
     key("limits.max_packet_size", "64..=268435460 bytes", "set it to e.g. 1048576; 268435460 is the largest packet MQTT can frame", "1048576",

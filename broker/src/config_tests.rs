@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 
 use super::*;
-use crate::config_schema::{keys_of, KEYS, TOP_KEYS};
+use crate::config_schema::{keys_of, KEYS, NO_DEFAULT, TOP_KEYS};
 
 /// Parses and validates, returning the error lines (empty when the config is good).
 fn problems(text: &str) -> Vec<String> {
@@ -29,10 +29,10 @@ fn empty_file_is_the_embedded_defaults() {
     assert_eq!(d.shards, 0);
     assert_eq!(
         d.listeners,
-        vec![ListenerConfig {
-            bind: "127.0.0.1:1883".parse().unwrap(),
-            kind: ListenerKind::Tcp
-        }]
+        vec![ListenerConfig::new(
+            "127.0.0.1:1883".parse().unwrap(),
+            ListenerKind::Tcp
+        )]
     );
     assert_eq!(d.limits.max_connections, 1_000_000);
     assert_eq!(d.limits.max_packet_size, 1_048_576);
@@ -139,9 +139,10 @@ fn every_bad_value_names_key_value_and_fix() {
         ("[sys]\ninterval = 86401", "sys.interval = 86401: must be 0..=86400 seconds (0 disables $SYS; e.g. 10)"),
         ("[[listeners]]\nbind = \"localhost:1883\"", "listeners[0].bind = \"localhost:1883\": must be IP:PORT, e.g. \"0.0.0.0:1883\" or \"[::]:1883\" (host names are not resolved)"),
         ("[[listeners]]\nbind = \"127.0.0.1\"", "listeners[0].bind = \"127.0.0.1\": must be IP:PORT, e.g. \"0.0.0.0:1883\" or \"[::]:1883\" (host names are not resolved)"),
-        ("[[listeners]]\nbind = \"127.0.0.1:1883\"\n[[listeners]]\nkind = \"quic\"", "listeners[1].kind = \"quic\": must be one of \"tcp\", \"tls\", \"ws\" (only \"tcp\" works in this build)"),
-        ("[[listeners]]\nbind = \"0.0.0.0:8883\"\nkind = \"tls\"", "listeners[0].kind = \"tls\": not supported yet in this build (use kind = \"tcp\")"),
-        ("[[listeners]]\nbind = \"0.0.0.0:8080\"\nkind = \"ws\"", "listeners[0].kind = \"ws\": not supported yet in this build (use kind = \"tcp\")"),
+        ("[[listeners]]\nbind = \"127.0.0.1:1883\"\n[[listeners]]\nkind = \"quic\"", "listeners[1].kind = \"quic\": must be one of \"tcp\", \"tls\", \"ws\" (\"tcp\" and \"tls\" work in this build)"),
+        ("[[listeners]]\nbind = \"0.0.0.0:8883\"\nkind = \"tls\"\nkey = \"k.pem\"", "listeners[0].cert = (missing): a tls listener needs cert and key (PEM files), e.g. cert = \"/etc/ringmq/server.pem\""),
+        ("[[listeners]]\nbind = \"0.0.0.0:1883\"\nca = \"ca.pem\"", "listeners[0].ca = \"ca.pem\": only a tls listener takes certificate files (this one is kind = \"tcp\"; set kind = \"tls\" or remove the key)"),
+        ("[[listeners]]\nbind = \"0.0.0.0:8080\"\nkind = \"ws\"", "listeners[0].kind = \"ws\": not supported yet in this build (use kind = \"tcp\" or \"tls\")"),
         ("listeners = []", "listeners = []: at least one listener is needed (add [[listeners]] with bind = \"127.0.0.1:1883\")"),
         ("[[listeners]]\nbind = \"127.0.0.1:1883\"\n[[listeners]]\nbind = \"127.0.0.1:1883\"", "listeners[1].bind = \"127.0.0.1:1883\": overlaps listeners[0].bind = \"127.0.0.1:1883\" (give each listener its own port)"),
         ("[[listeners]]\nbind = \"[::1]:1883\"\n[[listeners]]\nbind = \"[::]:1883\"", "listeners[1].bind = \"[::]:1883\": overlaps listeners[0].bind = \"[::1]:1883\" (give each listener its own port)"),
@@ -212,7 +213,7 @@ fn unknown_keys_are_named_with_the_valid_keys_of_their_table() {
     );
     assert_eq!(
         one_problem("[[listeners]]\nbind = \"127.0.0.1:1883\"\n[[listeners]]\nport = 1884"),
-        "unknown key listeners[1].port; valid keys in [[listeners]]: bind, kind"
+        "unknown key listeners[1].port; valid keys in [[listeners]]: bind, kind, cert, key, ca"
     );
     assert_eq!(
         one_problem("max_inflight = 3"),
@@ -341,7 +342,12 @@ fn serialized_leaves() -> Vec<(String, toml::Value)> {
 fn schema_lists_every_key_with_its_true_default() {
     let mut leaves = serialized_leaves();
     leaves.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut spec: Vec<&str> = KEYS.iter().map(|s| s.key).collect();
+    // Keys without a default (certificate paths) are left out of the serialized defaults.
+    let mut spec: Vec<&str> = KEYS
+        .iter()
+        .filter(|s| s.default != NO_DEFAULT)
+        .map(|s| s.key)
+        .collect();
     spec.sort_unstable();
     assert_eq!(
         leaves.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
@@ -357,7 +363,7 @@ fn schema_lists_every_key_with_its_true_default() {
             .iter()
             .any(|s| s.key == *top || s.key.starts_with(&format!("{top}."))));
     }
-    assert_eq!(keys_of("listeners"), ["bind", "kind"]);
+    assert_eq!(keys_of("listeners"), ["bind", "kind", "cert", "key", "ca"]);
 }
 
 #[test]
@@ -383,6 +389,10 @@ fn docs_describe_every_key() {
         "--shards",
         "--log-level",
         "--check-config",
+        "--tls-listen",
+        "--tls-cert",
+        "--tls-key",
+        "--tls-ca",
         "--help",
         "--version",
     ] {

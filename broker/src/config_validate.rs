@@ -115,12 +115,38 @@ fn check_listeners(config: &Config, out: &mut Vec<Problem>) {
         ));
     }
     for (i, listener) in config.listeners.iter().enumerate() {
-        if listener.kind != ListenerKind::Tcp {
+        if listener.kind == ListenerKind::Ws {
             out.push(problem(
                 &format!("listeners[{i}].kind"),
                 &quoted(listener.kind.as_str()),
-                "not supported yet in this build (use kind = \"tcp\")",
+                "not supported yet in this build (use kind = \"tcp\" or \"tls\")",
             ));
+        }
+        let files = [
+            ("cert", &listener.cert),
+            ("key", &listener.key),
+            ("ca", &listener.ca),
+        ];
+        for (name, file) in files {
+            let key = format!("listeners[{i}].{name}");
+            match (listener.kind, file) {
+                (ListenerKind::Tls, None) if name != "ca" => out.push(problem(
+                    &key,
+                    "(missing)",
+                    "a tls listener needs cert and key (PEM files), e.g. \
+                     cert = \"/etc/ringmq/server.pem\"",
+                )),
+                (ListenerKind::Tls, _) | (_, None) => {}
+                (kind, Some(path)) => out.push(problem(
+                    &key,
+                    &quoted(&path.display().to_string()),
+                    &format!(
+                        "only a tls listener takes certificate files (this one is kind = {}; \
+                         set kind = \"tls\" or remove the key)",
+                        quoted(kind.as_str())
+                    ),
+                )),
+            }
         }
         let earlier = config
             .listeners

@@ -12,6 +12,7 @@
 //! - `sd_notify`: systemd READY/STOPPING/WATCHDOG notifications, shard heartbeats.
 //! - `signals`: SIGINT/SIGTERM handling for a clean stop.
 //! - `startup`: turns the validated config into what the shards run with.
+//! - `tls`: the rustls settings of TLS listeners, loaded from their PEM files.
 //! - `logging`: the tracing subscriber (EnvFilter levels per module, RUST_LOG, text|json).
 
 #[cfg(feature = "alloc-stats")]
@@ -26,3 +27,4 @@ pub mod rlimit;
 pub mod sd_notify;
 pub mod signals;
 pub mod startup;
+pub mod tls;

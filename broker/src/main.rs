@@ -44,13 +44,21 @@ fn main() -> ExitCode {
     }
     let shards = config.shard_count();
     broker::rlimit::warn_if_low(config.limits.max_connections, shards);
-    let listeners: Vec<_> = config.listeners.iter().map(|l| l.bind).collect();
+    let listeners = match broker::tls::listens(&config) {
+        Ok(l) => l,
+        Err(e) => {
+            for line in broker::cli::config_error_lines(&e.into()) {
+                eprintln!("{line}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
     broker::engine::now_ms();
     broker::signals::block();
     let beats = broker::sd_notify::Heartbeats::new(shards);
     let engine = match broker::engine::start(
         shards,
-        listeners.clone(),
+        listeners,
         broker::startup::shard_config(&config),
         config.limits.max_connections as usize,
         beats.clone(),
@@ -65,7 +73,12 @@ fn main() -> ExitCode {
     };
     for l in &config.listeners {
         println!(
-            "ringmq listening on mqtt://{} ({}, {} shards)",
+            "ringmq listening on {}://{} ({}, {} shards)",
+            if l.kind == broker::config::ListenerKind::Tls {
+                "mqtts"
+            } else {
+                "mqtt"
+            },
             l.bind,
             l.kind.as_str(),
             shards

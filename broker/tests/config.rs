@@ -74,16 +74,29 @@ fn syntax_error_exits_1_with_line_and_column() {
 }
 
 #[test]
-fn unsupported_listener_kind_and_bad_bind_are_explained() {
+fn unsupported_listener_kind_tls_without_files_and_bad_bind_are_explained() {
     let file = config_file(
-        "tls",
-        "[[listeners]]\nbind = \"0.0.0.0:8883\"\nkind = \"tls\"\n",
+        "ws",
+        "[[listeners]]\nbind = \"0.0.0.0:8080\"\nkind = \"ws\"\n",
     );
     let out = ringmq(&["--check-config", "--config", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         text(&out.stderr),
-        "config error: listeners[0].kind = \"tls\": not supported yet in this build (use kind = \"tcp\")\n"
+        "config error: listeners[0].kind = \"ws\": not supported yet in this build (use kind = \"tcp\" or \"tls\")\n"
+    );
+    let file = config_file(
+        "tls",
+        "[[listeners]]\nbind = \"0.0.0.0:8883\"\nkind = \"tls\"\ncert = \"/nonexistent/s.pem\"\nkey = \"/nonexistent/s.key\"\n",
+    );
+    let out = ringmq(&["--check-config", "--config", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with(
+            "config error: listeners[0].cert = \"/nonexistent/s.pem\": cannot read it: "
+        ),
+        "{err}"
     );
     let file = config_file("bind", "[[listeners]]\nbind = \"localhost:1883\"\n");
     let out = ringmq(&["--check-config", "--config", file.to_str().unwrap()]);

@@ -117,7 +117,7 @@ def to_mosquitto_conf(port: int, config: dict) -> str:
 class Broker:
     """One running broker process listening on 127.0.0.1:port."""
 
-    def __init__(self, workdir: Path, shards: int, config: dict, wrap=()):
+    def __init__(self, workdir: Path, shards: int, config: dict, wrap=(), args=()):
         self.host, self.port, self.shards = "127.0.0.1", free_port(), shards
         self.kind = BROKER_KIND
         self.stdout_path = workdir / f"broker-{self.port}.out"
@@ -131,7 +131,8 @@ class Broker:
             if not binary.exists():
                 pytest.fail(f"{binary} not found: run `cargo build --release -p ringmq` "
                             f"(or set RINGMQ_BIN, or RINGMQ_TEST_BROKER=mosquitto)")
-            cmd = [str(binary), "--listen", f"{self.host}:{self.port}", "--shards", str(shards)]
+            cmd = [str(binary), "--listen", f"{self.host}:{self.port}", "--shards", str(shards),
+                   *args]
             if config:
                 conf = workdir / f"ringmq-{self.port}.toml"
                 conf.write_text(to_toml(config))
@@ -202,9 +203,10 @@ def broker(tmp_path):
     """
     started = []
 
-    def start(shards: int = 1, config: dict = None, wrap=()) -> Broker:
-        """`wrap`: a command prefix, e.g. ("prlimit", "--nofile=100") for a low fd limit."""
-        b = Broker(tmp_path, shards, config or {}, wrap)
+    def start(shards: int = 1, config: dict = None, wrap=(), args=()) -> Broker:
+        """`wrap`: a command prefix, e.g. ("prlimit", "--nofile=100") for a low fd limit;
+        `args`: more ringmq flags (e.g. a TLS listener)."""
+        b = Broker(tmp_path, shards, config or {}, wrap, args)
         started.append(b)
         return b
 

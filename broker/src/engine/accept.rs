@@ -15,8 +15,8 @@ use super::ctx::{now_ms, Ctx};
 use super::ring::Completion;
 use super::sockets::{data, Op, Owner};
 use super::tables::Sock;
+use super::transport::Transport;
 use socket2::{Domain, Protocol, Socket, Type};
-use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::rc::Rc;
 
@@ -26,10 +26,13 @@ const BACKLOG: i32 = 65_535;
 /// One listening socket of a shard (at most 64 per shard: `Table::accepting` is a mask).
 pub struct Listener {
     pub fd: OwnedFd,
+    /// The TLS settings of its connections; plain TCP without.
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
-/// Binds `addr` with SO_REUSEPORT and TCP_NODELAY, which accepted sockets inherit.
-pub fn bind(addr: SocketAddr) -> std::io::Result<Listener> {
+/// Binds `l.addr` with SO_REUSEPORT and TCP_NODELAY, which accepted sockets inherit.
+pub fn bind(l: &super::Listen) -> std::io::Result<Listener> {
+    let addr = l.addr;
     let domain = if addr.is_ipv6() {
         Domain::IPV6
     } else {
@@ -44,7 +47,10 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<Listener> {
     sk.listen(BACKLOG)?;
     // SAFETY: the fd was just created, is a listening TCP socket, and ownership moves here.
     let fd = unsafe { OwnedFd::from_raw_fd(sk.into_raw_fd()) };
-    Ok(Listener { fd })
+    Ok(Listener {
+        fd,
+        tls: l.tls.clone(),
+    })
 }
 
 /// Arms the multishot accept of listener `i` on table `table`.
@@ -122,7 +128,18 @@ pub fn on_accept(ctx: &Rc<Ctx>, table: u16, i: usize, c: &Completion) {
             ctx.close_file(sock);
             ctx.refused.set(ctx.refused.get() + 1);
         } else {
-            super::conn::add(ctx, sock, None);
+            let transport = match ctx.listeners.get(i).and_then(|l| l.tls.as_ref()) {
+                None => Ok(Transport::Plain),
+                Some(tls) => Transport::tls(tls),
+            };
+            match transport {
+                Ok(t) => super::conn::add(ctx, sock, t, None),
+                Err(e) => {
+                    ctx.install(sock, Owner::Free);
+                    ctx.close_file(sock);
+                    ctx.transport_failed(super::transport::FailKind::Tls, &format!("TLS: {e}"));
+                }
+            }
         }
     }
     if c.more() {

@@ -14,6 +14,7 @@ use super::held::{Held, Next, HELD_MAX};
 use super::ring::Completion;
 use super::sockets::Owner;
 use super::tables::Sock;
+use super::transport::{Input, Transport};
 use super::waker::{any_ready, mark_ready, take_ready};
 use bytes::BytesMut;
 use codec::{Connect, Packet};
@@ -21,8 +22,14 @@ use shard::{home_shard, ConnId};
 use std::rc::Rc;
 use std::task::Poll;
 
-/// Registers socket `sock`, accepted here (`first` None) or handed over with its CONNECT.
-pub fn add(ctx: &Rc<Ctx>, sock: Sock, first: Option<(Box<Connect>, BytesMut)>) {
+/// Registers socket `sock`, accepted here (`first` None) or handed over with its CONNECT
+/// and the MQTT bytes read after it.
+pub fn add(
+    ctx: &Rc<Ctx>,
+    sock: Sock,
+    transport: Transport,
+    first: Option<(Box<Connect>, BytesMut)>,
+) {
     let now = now_ms();
     let conn = ctx.shard.borrow_mut().open_conn(now);
     let gen = ctx.install(sock, Owner::Conn(conn.slot));
@@ -41,6 +48,7 @@ pub fn add(ctx: &Rc<Ctx>, sock: Sock, first: Option<(Box<Connect>, BytesMut)>) {
         recv: Recv::Off,
         paused: false,
         held: None,
+        transport,
     };
     if let Some((connect, leftover)) = first {
         slot.connected = true;
@@ -139,31 +147,60 @@ pub fn on_recv(ctx: &Rc<Ctx>, sock: Sock, gen: u32, c: Completion) {
 }
 
 fn conn_recv(ctx: &Rc<Ctx>, slot: u32, data: &[u8], c: &Completion) {
-    let lost = {
+    let (lost, failed, flush) = {
         let mut io = ctx.io.borrow_mut();
         let Some(s) = io.get_mut(slot) else { return };
+        let mut ended = false;
+        let mut failed = None;
         if !data.is_empty() {
-            s.buf.extend_from_slice(data);
             ctx.bytes_received
                 .set(ctx.bytes_received.get() + data.len() as u64);
+            match s.transport.input(data, &mut s.buf) {
+                Ok(Input::Open) => {}
+                Ok(Input::Closed) => ended = true,
+                Err(f) => failed = Some(f),
+            }
+            if !s.connected && s.transport.is_plain() && super::transport::is_tls_hello(&s.buf) {
+                failed = Some(super::transport::Failed {
+                    kind: super::transport::FailKind::HelloOnPlainPort,
+                    reason: "a TLS ClientHello came to a plain MQTT listener (the client \
+                             should use the TLS port, or plain MQTT here)"
+                        .into(),
+                    alert: BytesMut::new(),
+                });
+            }
         }
-        if c.more() {
-            false
-        } else {
+        if !c.more() {
             s.recv = Recv::Off;
             // End of stream, or an error other than "no buffer free" / "cancelled by us".
-            c.res == 0 || (c.res < 0 && c.res != -libc::ENOBUFS && c.res != -libc::ECANCELED)
+            ended |=
+                c.res == 0 || (c.res < 0 && c.res != -libc::ENOBUFS && c.res != -libc::ECANCELED);
         }
-        .then_some(s.conn)
+        let flush = s.transport.has_pending() && !s.sending;
+        ((ended || failed.is_some()).then_some(s.conn), failed, flush)
     };
     if let Some(conn) = lost {
         // What arrived before the end is handled first; the will follows the close.
         process(ctx, conn);
         if let Some(s) = ctx.remove_io(conn) {
-            ctx.close_file(s.sock);
+            match failed {
+                Some(f) => {
+                    // The alert says why; it is already sealed.
+                    ctx.transport_failed(f.kind, &f.reason);
+                    super::linger::close(ctx, now_ms(), s, f.alert);
+                }
+                None => ctx.close_file(s.sock),
+            }
             ctx.shard.borrow_mut().conn_lost(now_ms(), conn);
         }
         return;
+    }
+    if flush {
+        // A handshake answer: out with this turn's flush.
+        let conn = ctx.io.borrow().get(slot).map(|s| s.conn);
+        if let Some(conn) = conn {
+            super::flush::write_conn(ctx, conn);
+        }
     }
     mark_ready(slot);
 }

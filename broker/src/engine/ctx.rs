@@ -51,6 +51,8 @@ pub struct IoSlot {
     /// Packets deferred while the shard paused the connection (PUBLISHes wait, acks do
     /// not; `held`); handled first on resume. `None` (8 bytes) when there are none.
     pub held: Option<Box<super::held::Held>>,
+    /// Plain TCP or TLS: between the socket's bytes and the codec's (`transport`).
+    pub transport: super::transport::Transport,
 }
 
 pub struct Ctx {
@@ -91,6 +93,8 @@ pub struct Ctx {
     pub shed: super::shed::Shed,
     /// Sockets being closed cleanly (last bytes out, input discarded until the peer closes).
     pub linger: RefCell<super::linger::Linger>,
+    /// TLS sessions that failed and were closed: counted, logged rarely.
+    pub transport_failures: super::transport::Failures,
 }
 
 impl Ctx {
@@ -125,6 +129,7 @@ impl Ctx {
             refused: Cell::new(0),
             shed: super::shed::Shed::default(),
             linger: RefCell::new(Default::default()),
+            transport_failures: Default::default(),
         }
     }
 
@@ -133,6 +138,12 @@ impl Ctx {
         if !self.flush_pending.replace(true) {
             let _ = self.flush_kick.try_send(());
         }
+    }
+
+    /// A connection's transport failed with `reason` (counted; the log is rate-limited).
+    pub fn transport_failed(&self, kind: super::transport::FailKind, reason: &str) {
+        self.transport_failures
+            .failed(now_ms(), self.id.0, kind, reason);
     }
 
     pub fn flush_started(&self) {

@@ -11,7 +11,6 @@ use futures_lite::StreamExt;
 use glommio::channels::channel_mesh::{Full, MeshBuilder};
 use glommio::channels::local_channel;
 use shard::{Shard, ShardConfig, ShardId};
-use std::net::SocketAddr;
 use std::os::fd::FromRawFd;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -30,7 +29,7 @@ const COLLECT_EVERY: u32 = 20;
 #[derive(Clone)]
 pub struct ShardStart {
     pub nr: usize,
-    pub listeners: Vec<SocketAddr>,
+    pub listeners: Vec<super::Listen>,
     pub cfg: ShardConfig,
     /// Connections this shard holds at most (the broker limit split across shards).
     pub max_conns: usize,
@@ -103,11 +102,11 @@ pub async fn shard_main(start: ShardStart) {
     ctx.max_conns = max_conns;
     ctx.spin_passes = if pinned { conn::SPIN_PASSES } else { 0 };
 
-    for addr in &listeners {
-        match super::accept::bind(*addr) {
+    for l in &listeners {
+        match super::accept::bind(l) {
             Ok(l) => ctx.listeners.push(l),
             Err(e) => {
-                let _ = ready.send(Err(format!("cannot listen on {addr}: {e}")));
+                let _ = ready.send(Err(format!("cannot listen on {}: {e}", l.addr)));
                 return;
             }
         }
@@ -168,6 +167,7 @@ pub async fn shard_main(start: ShardStart) {
                     bytes_received: tctx.bytes_received.get(),
                     refused: tctx.refused.get() + tctx.shed.failures.get(),
                     mesh_dropped: tctx.mesh.dropped.get(),
+                    transport_failed: tctx.transport_failures.count.get(),
                 };
                 sys.write(tctx.id.index(), &shard, engine);
             }
@@ -229,7 +229,8 @@ fn on_mesh(ctx: &Rc<Ctx>, from: ShardId, m: MeshMsg) {
             token,
             connect,
             leftover,
-        } => super::handoff::on_message(ctx, from, token, connect, leftover),
+            transport,
+        } => super::handoff::on_message(ctx, from, token, (connect, leftover, transport)),
     }
 }
 

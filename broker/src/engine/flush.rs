@@ -9,6 +9,7 @@ use super::ctx::{now_ms, Ctx};
 use super::mesh::MeshMsg;
 use super::sockets::{data, Op, Owner, Payload, SendOp};
 use super::tables::Sock;
+use bytes::Buf;
 use shard::{ConnId, IoEvent};
 use std::rc::Rc;
 
@@ -35,7 +36,8 @@ pub fn flush(ctx: &Rc<Ctx>, events: &mut Vec<IoEvent>) {
                 }
             }
             IoEvent::Close(conn, last) => {
-                if let Some(slot) = ctx.remove_io(conn) {
+                if let Some(mut slot) = ctx.remove_io(conn) {
+                    let last = slot.transport.close(last);
                     super::linger::close(ctx, now_ms(), slot, last);
                 }
             }
@@ -80,39 +82,65 @@ pub fn start_send(ctx: &Ctx, sock: Sock, gen: u32, payload: Payload) {
 }
 
 /// Sends the connection's pending output, unless a send is in flight already (then the new
-/// bytes go when it completes).
-fn write_conn(ctx: &Rc<Ctx>, conn: ConnId) {
-    let (sock, gen) = {
+/// bytes go when it completes). Plain TCP sends the shard's output as it is; another
+/// transport first sends the wire bytes waiting in it, and seals new output only after.
+pub fn write_conn(ctx: &Rc<Ctx>, conn: ConnId) {
+    let (sock, gen, plain) = {
         let io = ctx.io.borrow();
         match io.get(conn.slot) {
-            Some(s) if s.conn == conn && !s.sending => (s.sock, s.gen),
+            Some(s) if s.conn == conn && !s.sending => (s.sock, s.gen, s.transport.is_plain()),
             _ => return,
         }
     };
-    let Some(out) = ctx.shard.borrow_mut().conn_output(now_ms(), conn) else {
-        return;
+    let payload = if plain {
+        match ctx.shard.borrow_mut().conn_output(now_ms(), conn) {
+            Some(out) if !out.is_empty() => Payload::Output(out),
+            _ => return,
+        }
+    } else {
+        let mut wire = match ctx.io.borrow_mut().get_mut(conn.slot) {
+            Some(s) => s.transport.take_pending(),
+            None => return,
+        };
+        if wire.is_empty() {
+            let out = ctx.shard.borrow_mut().conn_output(now_ms(), conn);
+            if let (Some(out), Some(s)) = (out, ctx.io.borrow_mut().get_mut(conn.slot)) {
+                s.transport.seal(&out, &mut wire);
+            }
+        }
+        if wire.is_empty() {
+            return;
+        }
+        Payload::Bytes(wire)
     };
-    if out.is_empty() {
-        return;
-    }
     if let Some(s) = ctx.io.borrow_mut().get_mut(conn.slot) {
         s.sending = true;
     }
-    start_send(ctx, sock, gen, Payload::Output(out));
+    start_send(ctx, sock, gen, payload);
 }
 
 /// A send completed: `res` bytes went out (or the error). What the socket did not take goes
-/// back to the shard and out again with whatever was produced meanwhile.
+/// out again first: plain output back to the shard, to go with whatever it produced
+/// meanwhile; sealed bytes back to the transport.
 pub fn on_send(ctx: &Rc<Ctx>, id: u32, res: i32) {
     let Some(f) = ctx.sends.borrow_mut().take(id) else {
         return;
+    };
+    let n = res.max(0) as usize;
+    let rest = |payload: Payload| match payload {
+        Payload::Bytes(mut b) if n < b.len() && res >= 0 => {
+            b.advance(n);
+            Some(b)
+        }
+        _ => None,
     };
     let owner = ctx.owner(f.sock, f.gen);
     let slot = match owner {
         Owner::Conn(slot) => slot,
         Owner::Linger(i) => return super::linger::on_sent(ctx, i, f, res),
-        // Closed at once or handed over: the bytes were for a socket that is gone here.
-        _ => return,
+        Owner::Handoff(h) => return super::handoff::on_sent_bytes(ctx, h, rest(f.payload)),
+        // Closed at once: the bytes were for a socket that is gone.
+        Owner::Free => return,
     };
     let Some(conn) = ctx.io.borrow_mut().get_mut(slot).map(|s| {
         s.sending = false;
@@ -123,11 +151,17 @@ pub fn on_send(ctx: &Rc<Ctx>, id: u32, res: i32) {
     if res < 0 {
         return fail(ctx, conn);
     }
-    let n = res as usize;
     if n < f.payload.len() {
-        if let Payload::Output(mut out) = f.payload {
-            out.advance(n);
-            ctx.shard.borrow_mut().conn_output_unsent(conn, out);
+        match f.payload {
+            Payload::Output(mut out) => {
+                out.advance(n);
+                ctx.shard.borrow_mut().conn_output_unsent(conn, out);
+            }
+            bytes => {
+                if let (Some(b), Some(s)) = (rest(bytes), ctx.io.borrow_mut().get_mut(slot)) {
+                    s.transport.unsent(b);
+                }
+            }
         }
     }
     write_conn(ctx, conn);

@@ -1,10 +1,11 @@
 //! Handing a connection to its client's home shard after CONNECT.
 //!
 //! The accepting shard stops its receive and waits for the receive's last completion, so
-//! every byte read after the CONNECT is in hand. It then sends the socket to the home
+//! every byte read after the CONNECT is in hand, and for a send in flight (a TLS handshake's
+//! last flight), so the home shard alone writes from then on. It then sends the socket to the home
 //! shard's ring with IORING_OP_MSG_RING (the kernel installs it in a free slot of that ring's
 //! descriptor table and posts a completion there), and once that succeeded, the CONNECT and
-//! those bytes over the mesh, and closes its own slot. The home shard pairs the two arrivals
+//! those bytes and the connection's transport over the mesh, and closes its own slot. The home shard pairs the two arrivals
 //! by the sender's shard and hand-off number, in whichever order they come.
 
 use super::ctx::{Ctx, Recv};
@@ -12,6 +13,7 @@ use super::mesh::MeshMsg;
 use super::ring::Completion;
 use super::sockets::{data, Op, Owner, Slab};
 use super::tables::Sock;
+use super::transport::Transport;
 use ahash::AHashMap;
 use bytes::BytesMut;
 use codec::Connect;
@@ -26,8 +28,11 @@ struct Out {
     home: ShardId,
     connect: Box<Connect>,
     leftover: BytesMut,
+    transport: Transport,
     /// The receive has not ended yet.
     receiving: bool,
+    /// A send has not completed yet.
+    sending: bool,
     /// The home shard's table tried now, and how many were tried (a full one refuses).
     table: u16,
     tries: u16,
@@ -36,8 +41,12 @@ struct Out {
 /// Half of an arriving hand-off.
 enum In {
     File(Sock),
-    Msg(Box<Connect>, BytesMut),
+    Msg(Arrival),
 }
+
+/// What comes over the mesh with a hand-off: the CONNECT, the MQTT bytes after it, the
+/// transport.
+pub type Arrival = (Box<Connect>, BytesMut, Transport);
 
 #[derive(Default)]
 pub struct Handoffs {
@@ -54,6 +63,7 @@ pub fn send(ctx: &Rc<Ctx>, conn: ConnId, home: ShardId, connect: Box<Connect>, l
         return;
     };
     let receiving = slot.recv != Recv::Off;
+    let sending = slot.sending;
     let token = {
         let mut hs = ctx.handoffs.borrow_mut();
         hs.next_token = hs.next_token.wrapping_add(1);
@@ -65,7 +75,9 @@ pub fn send(ctx: &Rc<Ctx>, conn: ConnId, home: ShardId, connect: Box<Connect>, l
         home,
         connect,
         leftover,
+        transport: slot.transport,
         receiving,
+        sending,
         table: ctx.peers[home.index()].hint(),
         tries: 0,
     };
@@ -74,7 +86,8 @@ pub fn send(ctx: &Rc<Ctx>, conn: ConnId, home: ShardId, connect: Box<Connect>, l
     match slot.recv {
         Recv::On => ctx.cancel_recv(slot.sock, slot.gen),
         Recv::Cancelling => {}
-        Recv::Off => send_file(ctx, h),
+        Recv::Off if !sending => send_file(ctx, h),
+        Recv::Off => {}
     }
 }
 
@@ -85,13 +98,37 @@ pub fn on_recv(ctx: &Rc<Ctx>, h: u32, bytes: &[u8], c: &Completion) {
         let Some(o) = hs.out.get_mut(h) else {
             return;
         };
-        o.leftover.extend_from_slice(bytes);
+        if !bytes.is_empty() {
+            let mut plain = BytesMut::new();
+            // A failed session keeps its error: the home shard meets it on its next input.
+            let _ = o.transport.input(bytes, &mut plain);
+            o.leftover.extend_from_slice(&plain);
+        }
         if !c.more() {
             o.receiving = false;
         }
-        !o.receiving
+        !o.receiving && !o.sending
     };
     if ended {
+        send_file(ctx, h);
+    }
+}
+
+/// The send that was in flight when hand-off `h` began completed: what it did not take
+/// goes first on the home shard.
+pub fn on_sent_bytes(ctx: &Rc<Ctx>, h: u32, rest: Option<BytesMut>) {
+    let ready = {
+        let mut hs = ctx.handoffs.borrow_mut();
+        let Some(o) = hs.out.get_mut(h) else {
+            return;
+        };
+        o.sending = false;
+        if let Some(rest) = rest {
+            o.transport.unsent(rest);
+        }
+        !o.receiving
+    };
+    if ready {
         send_file(ctx, h);
     }
 }
@@ -151,6 +188,7 @@ pub fn on_sent(ctx: &Rc<Ctx>, h: u32, res: i32) {
             token: o.token,
             connect: o.connect,
             leftover: o.leftover,
+            transport: o.transport,
         },
     );
 }
@@ -189,7 +227,9 @@ pub fn on_arrived(ctx: &Rc<Ctx>, table: u16, from: u32, token: u32, res: i32) {
     }
     let msg = ctx.handoffs.borrow_mut().arriving.remove(&(from, token));
     match msg {
-        Some(In::Msg(connect, leftover)) => super::conn::add(ctx, file, Some((connect, leftover))),
+        Some(In::Msg((connect, leftover, transport))) => {
+            super::conn::add(ctx, file, transport, Some((connect, leftover)))
+        }
         _ => {
             ctx.handoffs
                 .borrow_mut()
@@ -199,23 +239,21 @@ pub fn on_arrived(ctx: &Rc<Ctx>, table: u16, from: u32, token: u32, res: i32) {
     }
 }
 
-/// The CONNECT and bytes of hand-off `token` from shard `from` arrived over the mesh.
-pub fn on_message(
-    ctx: &Rc<Ctx>,
-    from: ShardId,
-    token: u32,
-    connect: Box<Connect>,
-    leftover: BytesMut,
-) {
+/// The CONNECT, bytes and transport of hand-off `token` from shard `from` arrived over the
+/// mesh.
+pub fn on_message(ctx: &Rc<Ctx>, from: ShardId, token: u32, arrival: Arrival) {
     let key = (from.0 as u32, token);
     let file = ctx.handoffs.borrow_mut().arriving.remove(&key);
     match file {
-        Some(In::File(file)) => super::conn::add(ctx, file, Some((connect, leftover))),
+        Some(In::File(file)) => {
+            let (connect, leftover, transport) = arrival;
+            super::conn::add(ctx, file, transport, Some((connect, leftover)))
+        }
         _ => {
             ctx.handoffs
                 .borrow_mut()
                 .arriving
-                .insert(key, In::Msg(connect, leftover));
+                .insert(key, In::Msg(arrival));
         }
     }
 }

@@ -22,12 +22,14 @@ pub enum MeshMsg {
     /// One executor turn's worth of shard messages for the destination.
     Batch(Vec<ShardMsg>),
     /// A connection whose CONNECT names a client homed on the destination shard: the
-    /// decoded CONNECT and the bytes read after it. The socket itself went to the
+    /// decoded CONNECT, the bytes read after it and its transport. The socket itself went to the
     /// destination's ring (IORING_OP_MSG_RING) under the same `token` (`handoff`).
     Handoff {
         token: u32,
         connect: Box<Connect>,
         leftover: BytesMut,
+        /// The session between socket and codec (TLS state and its unsent bytes).
+        transport: super::transport::Transport,
     },
 }
 

@@ -17,6 +17,7 @@ mod shed;
 mod sockets;
 mod sys;
 mod tables;
+mod transport;
 mod waker;
 
 pub use ctx::now_ms;
@@ -35,6 +36,13 @@ const MAX_TABLES: usize = crate::rlimit::MAX_TABLES as usize;
 
 /// Capacity of each shard-to-shard ring, in batches.
 const MESH_CAPACITY: usize = 1024;
+
+/// One listening address, and the TLS settings of its connections (plain TCP without).
+#[derive(Clone)]
+pub struct Listen {
+    pub addr: SocketAddr,
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+}
 
 /// A started engine: its shards are accepting.
 pub struct Engine {
@@ -80,7 +88,7 @@ fn allowed_cpus() -> Vec<usize> {
 /// Starts `nr` shards listening on `listeners`; returns once every shard accepts.
 pub fn start(
     nr: usize,
-    listeners: Vec<SocketAddr>,
+    listeners: Vec<Listen>,
     cfg: ShardConfig,
     max_connections: usize,
     heartbeats: crate::sd_notify::Heartbeats,

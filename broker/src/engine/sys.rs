@@ -27,6 +27,7 @@ pub struct Row {
     bytes_received: AtomicU64,
     bytes_sent: AtomicU64,
     refused: AtomicU64,
+    transport_failed: AtomicU64,
 }
 
 /// What a row holds, summed with `+=` across shards.
@@ -49,6 +50,9 @@ pub struct Totals {
     pub bytes_received: u64,
     pub bytes_sent: u64,
     pub refused: u64,
+    /// Connections closed because their transport failed (TLS handshake or record errors,
+    /// TLS on a plain port).
+    pub transport_failed: u64,
 }
 
 impl std::ops::AddAssign for Totals {
@@ -70,6 +74,7 @@ impl std::ops::AddAssign for Totals {
         self.bytes_received += o.bytes_received;
         self.bytes_sent += o.bytes_sent;
         self.refused += o.refused;
+        self.transport_failed += o.transport_failed;
     }
 }
 
@@ -80,6 +85,7 @@ pub struct EngineCounts {
     /// Connections closed at accept (`limits.max_connections`, or out of descriptors).
     pub refused: u64,
     pub mesh_dropped: u64,
+    pub transport_failed: u64,
 }
 
 /// The table of every shard's row.
@@ -97,6 +103,7 @@ impl SysTable {
             bytes_received,
             refused,
             mesh_dropped,
+            transport_failed,
         } = engine;
         let Some(r) = self.0.get(id) else { return };
         let s: ShardStats = shard.stats();
@@ -118,6 +125,7 @@ impl SysTable {
         r.bytes_received.store(bytes_received, Relaxed);
         r.bytes_sent.store(s.bytes_sent, Relaxed);
         r.refused.store(refused, Relaxed);
+        r.transport_failed.store(transport_failed, Relaxed);
     }
 
     /// Sums every row.
@@ -140,6 +148,7 @@ impl SysTable {
                 bytes_received: r.bytes_received.load(Relaxed),
                 bytes_sent: r.bytes_sent.load(Relaxed),
                 refused: r.refused.load(Relaxed),
+                transport_failed: r.transport_failed.load(Relaxed),
             };
         }
         t
@@ -178,6 +187,10 @@ pub fn topics(
         ),
         ("$SYS/broker/clients/total".into(), t.sessions.to_string()),
         ("$SYS/broker/clients/refused".into(), t.refused.to_string()),
+        (
+            "$SYS/broker/clients/tls_failed".into(),
+            t.transport_failed.to_string(),
+        ),
         (
             "$SYS/broker/retained messages/count".into(),
             t.retained.to_string(),
@@ -306,6 +319,7 @@ mod tests {
             bytes_received,
             refused,
             mesh_dropped,
+            transport_failed: refused * 10,
         };
         t.write(0, &s, engine(100, 1, 0));
         t.write(1, &s, engine(50, 2, 4));
@@ -318,6 +332,7 @@ mod tests {
         assert_eq!(get("$SYS/broker/uptime").as_deref(), Some("7 seconds"));
         assert_eq!(get("$SYS/broker/bytes/received").as_deref(), Some("150"));
         assert_eq!(get("$SYS/broker/clients/maximum").as_deref(), Some("9"));
+        assert_eq!(get("$SYS/broker/clients/tls_failed").as_deref(), Some("30"));
         assert_eq!(
             get("$SYS/broker/messages/dropped/mesh").as_deref(),
             Some("4")
