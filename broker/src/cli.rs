@@ -51,6 +51,12 @@ pub struct Cli {
     #[arg(long = "tls-ca", value_name = "FILE", requires = "tls_listen")]
     pub tls_ca: Option<PathBuf>,
 
+    /// Accept MQTT over WebSocket on ADDR:PORT, e.g. 0.0.0.0:8083, at path /mqtt with the
+    /// subprotocol mqtt. Repeat the flag for several addresses. Replaces the WebSocket (ws)
+    /// listeners of the config file.
+    #[arg(long = "ws-listen", value_name = "ADDR:PORT")]
+    pub ws_listen: Vec<SocketAddr>,
+
     /// Number of shards, one executor thread each (0..=256). 0 or absent: one per online CPU.
     /// N may exceed the CPU count; executors are then not pinned to CPUs.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=MAX_SHARDS as i64))]
@@ -102,6 +108,14 @@ pub fn merged_config(cli: &Cli) -> Result<Config, ConfigError> {
                 ..ListenerConfig::new(bind, ListenerKind::Tls)
             }));
     }
+    if !cli.ws_listen.is_empty() {
+        config.listeners.retain(|l| l.kind != ListenerKind::Ws);
+        config.listeners.extend(
+            cli.ws_listen
+                .iter()
+                .map(|&bind| ListenerConfig::new(bind, ListenerKind::Ws)),
+        );
+    }
     if let Some(shards) = cli.shards {
         config.shards = shards;
     }
@@ -143,7 +157,7 @@ pub fn run_check_config(cli: &Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Err(err) = crate::tls::listens(&config) {
+    if let Err(err) = crate::listeners::listens(&config) {
         for line in config_error_lines(&err.into()) {
             eprintln!("{line}");
         }

@@ -69,7 +69,13 @@ pub struct ListenerConfig {
     /// TLS: CA certificates (PEM); with it, clients must present a certificate it signed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ca: Option<PathBuf>,
+    /// WebSocket: the request path of the upgrade (`DEFAULT_WS_PATH` when not set).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
 }
+
+/// The path WebSocket listeners serve MQTT at unless `path` says otherwise.
+pub const DEFAULT_WS_PATH: &str = "/mqtt";
 
 impl ListenerConfig {
     /// A listener of `kind` on `bind` with no certificate files.
@@ -80,6 +86,7 @@ impl ListenerConfig {
             cert: None,
             key: None,
             ca: None,
+            path: None,
         }
     }
 }
@@ -93,8 +100,7 @@ impl Default for ListenerConfig {
     }
 }
 
-/// Transport of a listener. `ws` parses so that config files can be written ahead of time,
-/// but validation refuses it until this build carries it.
+/// Transport of a listener: MQTT over TCP, TLS, WebSocket, or WebSocket over TLS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ListenerKind {
@@ -102,14 +108,36 @@ pub enum ListenerKind {
     Tcp,
     Tls,
     Ws,
+    Wss,
 }
 
 impl ListenerKind {
+    /// The kind carries TLS (and so takes cert, key and ca).
+    pub fn is_tls(self) -> bool {
+        matches!(self, ListenerKind::Tls | ListenerKind::Wss)
+    }
+
+    /// The kind carries WebSocket framing (and so takes path).
+    pub fn is_ws(self) -> bool {
+        matches!(self, ListenerKind::Ws | ListenerKind::Wss)
+    }
+
+    /// The URL scheme of the kind, for the start-up line.
+    pub fn scheme(self) -> &'static str {
+        match self {
+            ListenerKind::Tcp => "mqtt",
+            ListenerKind::Tls => "mqtts",
+            ListenerKind::Ws => "ws",
+            ListenerKind::Wss => "wss",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ListenerKind::Tcp => "tcp",
             ListenerKind::Tls => "tls",
             ListenerKind::Ws => "ws",
+            ListenerKind::Wss => "wss",
         }
     }
 }

@@ -139,10 +139,12 @@ fn every_bad_value_names_key_value_and_fix() {
         ("[sys]\ninterval = 86401", "sys.interval = 86401: must be 0..=86400 seconds (0 disables $SYS; e.g. 10)"),
         ("[[listeners]]\nbind = \"localhost:1883\"", "listeners[0].bind = \"localhost:1883\": must be IP:PORT, e.g. \"0.0.0.0:1883\" or \"[::]:1883\" (host names are not resolved)"),
         ("[[listeners]]\nbind = \"127.0.0.1\"", "listeners[0].bind = \"127.0.0.1\": must be IP:PORT, e.g. \"0.0.0.0:1883\" or \"[::]:1883\" (host names are not resolved)"),
-        ("[[listeners]]\nbind = \"127.0.0.1:1883\"\n[[listeners]]\nkind = \"quic\"", "listeners[1].kind = \"quic\": must be one of \"tcp\", \"tls\", \"ws\" (\"tcp\" and \"tls\" work in this build)"),
+        ("[[listeners]]\nbind = \"127.0.0.1:1883\"\n[[listeners]]\nkind = \"quic\"", "listeners[1].kind = \"quic\": must be one of \"tcp\", \"tls\", \"ws\", \"wss\" (e.g. \"tls\" with cert and key)"),
         ("[[listeners]]\nbind = \"0.0.0.0:8883\"\nkind = \"tls\"\nkey = \"k.pem\"", "listeners[0].cert = (missing): a tls listener needs cert and key (PEM files), e.g. cert = \"/etc/ringmq/server.pem\""),
-        ("[[listeners]]\nbind = \"0.0.0.0:1883\"\nca = \"ca.pem\"", "listeners[0].ca = \"ca.pem\": only a tls listener takes certificate files (this one is kind = \"tcp\"; set kind = \"tls\" or remove the key)"),
-        ("[[listeners]]\nbind = \"0.0.0.0:8080\"\nkind = \"ws\"", "listeners[0].kind = \"ws\": not supported yet in this build (use kind = \"tcp\" or \"tls\")"),
+        ("[[listeners]]\nbind = \"0.0.0.0:8084\"\nkind = \"wss\"\ncert = \"c.pem\"", "listeners[0].key = (missing): a wss listener needs cert and key (PEM files), e.g. cert = \"/etc/ringmq/server.pem\""),
+        ("[[listeners]]\nbind = \"0.0.0.0:8883\"\nkind = \"tls\"\ncert = \"c.pem\"\nkey = \"k.pem\"\npath = \"/mqtt\"", "listeners[0].path = \"/mqtt\": only ws and wss listeners take a path (this one is kind = \"tls\"; set kind = \"ws\" or \"wss\", or remove the key)"),
+        ("[[listeners]]\nbind = \"0.0.0.0:8083\"\nkind = \"ws\"\npath = \"mqtt\"", "listeners[0].path = \"mqtt\": must be a URL path starting with / and without spaces, e.g. \"/mqtt\""),
+        ("[[listeners]]\nbind = \"0.0.0.0:1883\"\nca = \"ca.pem\"", "listeners[0].ca = \"ca.pem\": only tls and wss listeners take certificate files (this one is kind = \"tcp\"; set kind = \"tls\" or \"wss\", or remove the key)"),
         ("listeners = []", "listeners = []: at least one listener is needed (add [[listeners]] with bind = \"127.0.0.1:1883\")"),
         ("[[listeners]]\nbind = \"127.0.0.1:1883\"\n[[listeners]]\nbind = \"127.0.0.1:1883\"", "listeners[1].bind = \"127.0.0.1:1883\": overlaps listeners[0].bind = \"127.0.0.1:1883\" (give each listener its own port)"),
         ("[[listeners]]\nbind = \"[::1]:1883\"\n[[listeners]]\nbind = \"[::]:1883\"", "listeners[1].bind = \"[::]:1883\": overlaps listeners[0].bind = \"[::1]:1883\" (give each listener its own port)"),
@@ -213,7 +215,7 @@ fn unknown_keys_are_named_with_the_valid_keys_of_their_table() {
     );
     assert_eq!(
         one_problem("[[listeners]]\nbind = \"127.0.0.1:1883\"\n[[listeners]]\nport = 1884"),
-        "unknown key listeners[1].port; valid keys in [[listeners]]: bind, kind, cert, key, ca"
+        "unknown key listeners[1].port; valid keys in [[listeners]]: bind, kind, cert, key, ca, path"
     );
     assert_eq!(
         one_problem("max_inflight = 3"),
@@ -363,7 +365,10 @@ fn schema_lists_every_key_with_its_true_default() {
             .iter()
             .any(|s| s.key == *top || s.key.starts_with(&format!("{top}."))));
     }
-    assert_eq!(keys_of("listeners"), ["bind", "kind", "cert", "key", "ca"]);
+    assert_eq!(
+        keys_of("listeners"),
+        ["bind", "kind", "cert", "key", "ca", "path"]
+    );
 }
 
 #[test]
@@ -393,6 +398,7 @@ fn docs_describe_every_key() {
         "--tls-cert",
         "--tls-key",
         "--tls-ca",
+        "--ws-listen",
         "--help",
         "--version",
     ] {

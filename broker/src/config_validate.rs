@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 
-use crate::config::{Config, ConfigError, ListenerKind, Problem, MAX_SHARDS};
+use crate::config::{Config, ConfigError, Problem, MAX_SHARDS};
 use crate::config_schema::{bad_value, problem};
 
 /// Level names tracing accepts, lowercase.
@@ -115,38 +115,54 @@ fn check_listeners(config: &Config, out: &mut Vec<Problem>) {
         ));
     }
     for (i, listener) in config.listeners.iter().enumerate() {
-        if listener.kind == ListenerKind::Ws {
-            out.push(problem(
-                &format!("listeners[{i}].kind"),
-                &quoted(listener.kind.as_str()),
-                "not supported yet in this build (use kind = \"tcp\" or \"tls\")",
-            ));
-        }
         let files = [
             ("cert", &listener.cert),
             ("key", &listener.key),
             ("ca", &listener.ca),
         ];
+        let kind = listener.kind;
         for (name, file) in files {
             let key = format!("listeners[{i}].{name}");
-            match (listener.kind, file) {
-                (ListenerKind::Tls, None) if name != "ca" => out.push(problem(
+            match (kind.is_tls(), file) {
+                (true, None) if name != "ca" => out.push(problem(
                     &key,
                     "(missing)",
-                    "a tls listener needs cert and key (PEM files), e.g. \
-                     cert = \"/etc/ringmq/server.pem\"",
+                    &format!(
+                        "a {} listener needs cert and key (PEM files), e.g. \
+                         cert = \"/etc/ringmq/server.pem\"",
+                        kind.as_str()
+                    ),
                 )),
-                (ListenerKind::Tls, _) | (_, None) => {}
-                (kind, Some(path)) => out.push(problem(
+                (true, _) | (_, None) => {}
+                (false, Some(path)) => out.push(problem(
                     &key,
                     &quoted(&path.display().to_string()),
                     &format!(
-                        "only a tls listener takes certificate files (this one is kind = {}; \
-                         set kind = \"tls\" or remove the key)",
+                        "only tls and wss listeners take certificate files (this one is \
+                         kind = {}; set kind = \"tls\" or \"wss\", or remove the key)",
                         quoted(kind.as_str())
                     ),
                 )),
             }
+        }
+        match (&listener.path, kind.is_ws()) {
+            (Some(p), false) => out.push(problem(
+                &format!("listeners[{i}].path"),
+                &quoted(p),
+                &format!(
+                    "only ws and wss listeners take a path (this one is kind = {}; set \
+                     kind = \"ws\" or \"wss\", or remove the key)",
+                    quoted(kind.as_str())
+                ),
+            )),
+            (Some(p), true) if !p.starts_with('/') || p.contains(char::is_whitespace) => {
+                out.push(problem(
+                    &format!("listeners[{i}].path"),
+                    &quoted(p),
+                    "must be a URL path starting with / and without spaces, e.g. \"/mqtt\"",
+                ))
+            }
+            _ => {}
         }
         let earlier = config
             .listeners

@@ -12,7 +12,7 @@
 //! - `sd_notify`: systemd READY/STOPPING/WATCHDOG notifications, shard heartbeats.
 //! - `signals`: SIGINT/SIGTERM handling for a clean stop.
 //! - `startup`: turns the validated config into what the shards run with.
-//! - `tls`: the rustls settings of TLS listeners, loaded from their PEM files.
+//! - `listeners`: what each listener serves (TLS settings from its PEM files, WebSocket path).
 //! - `logging`: the tracing subscriber (EnvFilter levels per module, RUST_LOG, text|json).
 
 #[cfg(feature = "alloc-stats")]
@@ -22,9 +22,9 @@ pub mod config;
 pub mod config_schema;
 pub mod config_validate;
 pub mod engine;
+pub mod listeners;
 pub mod logging;
 pub mod rlimit;
 pub mod sd_notify;
 pub mod signals;
 pub mod startup;
-pub mod tls;

@@ -44,7 +44,7 @@ fn main() -> ExitCode {
     }
     let shards = config.shard_count();
     broker::rlimit::warn_if_low(config.limits.max_connections, shards);
-    let listeners = match broker::tls::listens(&config) {
+    let listeners = match broker::listeners::listens(&config) {
         Ok(l) => l,
         Err(e) => {
             for line in broker::cli::config_error_lines(&e.into()) {
@@ -73,13 +73,14 @@ fn main() -> ExitCode {
     };
     for l in &config.listeners {
         println!(
-            "ringmq listening on {}://{} ({}, {} shards)",
-            if l.kind == broker::config::ListenerKind::Tls {
-                "mqtts"
-            } else {
-                "mqtt"
-            },
+            "ringmq listening on {}://{}{} ({}, {} shards)",
+            l.kind.scheme(),
             l.bind,
+            if l.kind.is_ws() {
+                l.path.as_deref().unwrap_or(broker::config::DEFAULT_WS_PATH)
+            } else {
+                ""
+            },
             l.kind.as_str(),
             shards
         );

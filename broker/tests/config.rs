@@ -74,16 +74,19 @@ fn syntax_error_exits_1_with_line_and_column() {
 }
 
 #[test]
-fn unsupported_listener_kind_tls_without_files_and_bad_bind_are_explained() {
+fn a_listener_kind_without_its_files_unreadable_files_and_bad_bind_are_explained() {
     let file = config_file(
-        "ws",
-        "[[listeners]]\nbind = \"0.0.0.0:8080\"\nkind = \"ws\"\n",
+        "wss",
+        "[[listeners]]\nbind = \"0.0.0.0:8084\"\nkind = \"wss\"\n",
     );
     let out = ringmq(&["--check-config", "--config", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         text(&out.stderr),
-        "config error: listeners[0].kind = \"ws\": not supported yet in this build (use kind = \"tcp\" or \"tls\")\n"
+        "config error: listeners[0].cert = (missing): a wss listener needs cert and key (PEM \
+         files), e.g. cert = \"/etc/ringmq/server.pem\"\n\
+         config error: listeners[0].key = (missing): a wss listener needs cert and key (PEM \
+         files), e.g. cert = \"/etc/ringmq/server.pem\"\n"
     );
     let file = config_file(
         "tls",

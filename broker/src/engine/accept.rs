@@ -26,8 +26,8 @@ const BACKLOG: i32 = 65_535;
 /// One listening socket of a shard (at most 64 per shard: `Table::accepting` is a mask).
 pub struct Listener {
     pub fd: OwnedFd,
-    /// The TLS settings of its connections; plain TCP without.
-    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    /// What its connections are carried in.
+    transport: super::TransportKind,
 }
 
 /// Binds `l.addr` with SO_REUSEPORT and TCP_NODELAY, which accepted sockets inherit.
@@ -49,7 +49,7 @@ pub fn bind(l: &super::Listen) -> std::io::Result<Listener> {
     let fd = unsafe { OwnedFd::from_raw_fd(sk.into_raw_fd()) };
     Ok(Listener {
         fd,
-        tls: l.tls.clone(),
+        transport: l.transport.clone(),
     })
 }
 
@@ -128,9 +128,9 @@ pub fn on_accept(ctx: &Rc<Ctx>, table: u16, i: usize, c: &Completion) {
             ctx.close_file(sock);
             ctx.refused.set(ctx.refused.get() + 1);
         } else {
-            let transport = match ctx.listeners.get(i).and_then(|l| l.tls.as_ref()) {
+            let transport = match ctx.listeners.get(i) {
+                Some(l) => Transport::new(&l.transport),
                 None => Ok(Transport::Plain),
-                Some(tls) => Transport::tls(tls),
             };
             match transport {
                 Ok(t) => super::conn::add(ctx, sock, t, None),

@@ -37,11 +37,14 @@ const MAX_TABLES: usize = crate::rlimit::MAX_TABLES as usize;
 /// Capacity of each shard-to-shard ring, in batches.
 const MESH_CAPACITY: usize = 1024;
 
-/// One listening address, and the TLS settings of its connections (plain TCP without).
+pub use transport::{Kind as TransportKind, WsSettings};
+
+/// One listening address, and what its connections are carried in (TLS, WebSocket, both, or
+/// neither: plain TCP).
 #[derive(Clone)]
 pub struct Listen {
     pub addr: SocketAddr,
-    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    pub transport: TransportKind,
 }
 
 /// A started engine: its shards are accepting.

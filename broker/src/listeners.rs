@@ -1,11 +1,12 @@
-//! TLS settings of the listeners, loaded from their PEM files at start-up (rustls, TLS 1.2
-//! and 1.3, ALPN `mqtt`): the certificate chain and key and, with a CA file, client
-//! certificates required and verified against it. A file that cannot be read or parsed, or a
-//! key that does not belong to the certificate, stops start-up with a message naming the key.
+//! What each configured listener serves: its address, and for TLS (tls, wss) the rustls
+//! settings loaded from its PEM files at start-up (TLS 1.2 and 1.3, ALPN `mqtt`; with a CA
+//! file, client certificates required and verified against it), for WebSocket (ws, wss) the
+//! upgrade path. A file that cannot be read or parsed, or a key that does not belong to the
+//! certificate, stops start-up with a message naming the key.
 
-use crate::config::{Config, ConfigError, ListenerConfig, ListenerKind, Problem};
+use crate::config::{Config, ConfigError, ListenerConfig, Problem, DEFAULT_WS_PATH};
 use crate::config_schema::problem;
-use crate::engine::Listen;
+use crate::engine::{Listen, TransportKind, WsSettings};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
@@ -17,18 +18,30 @@ use std::sync::Arc;
 pub fn listens(config: &Config) -> Result<Vec<Listen>, ConfigError> {
     let mut out = Vec::new();
     let mut problems = Vec::new();
+    // A WebSocket message carries MQTT packets: a bound just above the packet limit.
+    let max_message = (config.limits.max_packet_size as usize).saturating_add(64 * 1024);
     for (i, l) in config.listeners.iter().enumerate() {
-        let tls = match l.kind {
-            ListenerKind::Tls => match server_config(i, l) {
+        let tls = if l.kind.is_tls() {
+            match server_config(i, l) {
                 Ok(c) => Some(c),
                 Err(p) => {
                     problems.push(p);
                     None
                 }
-            },
-            _ => None,
+            }
+        } else {
+            None
         };
-        out.push(Listen { addr: l.bind, tls });
+        let ws = l.kind.is_ws().then(|| {
+            Arc::new(WsSettings {
+                path: l.path.clone().unwrap_or_else(|| DEFAULT_WS_PATH.to_owned()),
+                max_message,
+            })
+        });
+        out.push(Listen {
+            addr: l.bind,
+            transport: TransportKind { tls, ws },
+        });
     }
     if problems.is_empty() {
         Ok(out)
@@ -116,7 +129,10 @@ mod tests {
         ListenerConfig {
             cert: Some(cert.into()),
             key: Some(key.into()),
-            ..ListenerConfig::new("127.0.0.1:8883".parse().unwrap(), ListenerKind::Tls)
+            ..ListenerConfig::new(
+                "127.0.0.1:8883".parse().unwrap(),
+                crate::config::ListenerKind::Tls,
+            )
         }
     }
 
