@@ -2,7 +2,8 @@
 //! settings loaded from its PEM files at start-up (TLS 1.2 and 1.3, ALPN `mqtt`; with a CA
 //! file, client certificates required and verified against it), for WebSocket (ws, wss) the
 //! upgrade path. A file that cannot be read or parsed, or a key that does not belong to the
-//! certificate, stops start-up with a message naming the key.
+//! certificate, stops start-up with a message naming the key; on SIGHUP (`reload_tls`) it
+//! keeps the old certificate serving and says why.
 
 use crate::config::{Config, ConfigError, ListenerConfig, Problem, DEFAULT_WS_PATH};
 use crate::config_schema::problem;
@@ -40,7 +41,10 @@ pub fn listens(config: &Config) -> Result<Vec<Listen>, ConfigError> {
         });
         out.push(Listen {
             addr: l.bind,
-            transport: TransportKind { tls, ws },
+            transport: TransportKind {
+                tls: tls.map(|c| Arc::new(arc_swap::ArcSwap::new(c))),
+                ws,
+            },
         });
     }
     if problems.is_empty() {
@@ -48,6 +52,28 @@ pub fn listens(config: &Config) -> Result<Vec<Listen>, ConfigError> {
     } else {
         Err(ConfigError::Invalid(problems))
     }
+}
+
+/// SIGHUP: re-reads the certificate files of every TLS listener and swaps them in; new
+/// connections use them, connections under way keep theirs. A listener whose files fail
+/// keeps serving the old ones, and the reason is logged. Returns the listeners reloaded and
+/// the problems.
+pub fn reload_tls(config: &Config, listens: &[Listen]) -> (usize, Vec<Problem>) {
+    let mut reloaded = 0;
+    let mut problems = Vec::new();
+    for (i, (l, listen)) in config.listeners.iter().zip(listens).enumerate() {
+        let Some(cell) = &listen.transport.tls else {
+            continue;
+        };
+        match server_config(i, l) {
+            Ok(c) => {
+                cell.store(c);
+                reloaded += 1;
+            }
+            Err(p) => problems.push(p),
+        }
+    }
+    (reloaded, problems)
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {

@@ -58,7 +58,7 @@ fn main() -> ExitCode {
     let beats = broker::sd_notify::Heartbeats::new(shards);
     let engine = match broker::engine::start(
         shards,
-        listeners,
+        listeners.clone(),
         broker::startup::shard_config(&config),
         config.limits.max_connections as usize,
         beats.clone(),
@@ -87,7 +87,20 @@ fn main() -> ExitCode {
     }
     broker::sd_notify::notify("READY=1");
     broker::sd_notify::start_watchdog(beats);
-    broker::signals::wait_for_stop();
+    broker::signals::wait_for_stop(|| {
+        let (reloaded, problems) = broker::listeners::reload_tls(&config, &listeners);
+        for p in &problems {
+            tracing::error!(
+                "SIGHUP: {}; that listener keeps its old certificate",
+                p.message
+            );
+        }
+        tracing::info!(
+            "SIGHUP received: TLS certificates re-read for {reloaded} listener(s) ({} kept \
+             the old ones); other settings need a restart; every connection stays",
+            problems.len()
+        );
+    });
     broker::sd_notify::notify("STOPPING=1");
     tracing::info!("stopping");
     if !engine.stop(std::time::Duration::from_secs(5)) {

@@ -1,6 +1,6 @@
 //! Signals: SIGINT and SIGTERM end the process cleanly (exit 0). SIGHUP (systemd's
-//! `ExecReload`, logrotate) is caught and logged, and changes nothing until reload exists:
-//! left at its default it would kill the broker with every connection and session.
+//! `ExecReload`, logrotate) runs the caller's reload (TLS certificates) and drops no
+//! connection: left at its default it would kill the broker with every connection and session.
 //!
 //! `block` must run before any executor thread starts: threads inherit the signal mask, so
 //! no shard thread ever takes the signal, and the main thread receives it with `sigwait`.
@@ -26,19 +26,16 @@ pub fn block() {
     }
 }
 
-/// Waits until SIGINT or SIGTERM arrives (call `block` first); each SIGHUP meanwhile is
-/// logged and otherwise ignored.
-pub fn wait_for_stop() {
+/// Waits until SIGINT or SIGTERM arrives (call `block` first); each SIGHUP meanwhile runs
+/// `on_hup`.
+pub fn wait_for_stop(mut on_hup: impl FnMut()) {
     let set = stop_set();
     loop {
         let mut sig = 0;
         // SAFETY: sigwait on a valid set, writing the signal number to a local.
         let rc = unsafe { libc::sigwait(&set, &mut sig) };
         if rc == 0 && sig == libc::SIGHUP {
-            tracing::info!(
-                "SIGHUP received: configuration reload is not supported by this build yet; \
-                 nothing changed, every connection stays"
-            );
+            on_hup();
             continue;
         }
         if rc == 0 {

@@ -47,6 +47,7 @@ def pki(tmp_path_factory):
     make_cert(d, "server", "ca", "localhost", "DNS:localhost,IP:127.0.0.1")
     make_cert(d, "client", "ca", "alice")
     make_cert(d, "intruder", "rogue", "mallory")
+    make_cert(d, "server2", "rogue", "localhost", "DNS:localhost,IP:127.0.0.1")
     return d
 
 
@@ -60,12 +61,12 @@ def tls_broker(broker, pki, shards=1, ca=False, config=None):
     return b, SimpleNamespace(host="127.0.0.1", port=port)
 
 
-def tls_paho(endpoint, pki, client_id, cert=None, protocol=None):
+def tls_paho(endpoint, pki, client_id, cert=None, protocol=None, ca="ca"):
     p = Paho(endpoint, client_id, **({"protocol": protocol} if protocol else {}))
     kw = {}
     if cert:
         kw = {"certfile": str(pki / f"{cert}.pem"), "keyfile": str(pki / f"{cert}.key")}
-    p.client.tls_set(ca_certs=str(pki / "ca.pem"), **kw)
+    p.client.tls_set(ca_certs=str(pki / f"{ca}.pem"), **kw)
     return p.connect()
 
 
@@ -213,3 +214,40 @@ def test_a_key_that_does_not_belong_to_the_certificate_is_refused(pki):
                          capture_output=True, text=True, timeout=10)
     assert res.returncode == 1
     assert "listeners[1].key" in res.stderr and "does not go with cert" in res.stderr, res.stderr
+
+
+def test_sighup_swaps_the_certificate_without_dropping_a_connection(broker, pki, tmp_path):
+    import shutil
+    import signal
+    cert, key = tmp_path / "live.pem", tmp_path / "live.key"
+    shutil.copy(pki / "server.pem", cert)
+    shutil.copy(pki / "server.key", key)
+    port = free_port()
+    b = broker(args=["--tls-listen", f"127.0.0.1:{port}", "--tls-cert", str(cert),
+                     "--tls-key", str(key)])
+    tls = SimpleNamespace(host="127.0.0.1", port=port)
+    old = tls_paho(tls, pki, "before-reload")
+    assert old.subscribe("r/t", 1) == [1]
+    # A certificate from another CA: after SIGHUP new clients must trust that one.
+    shutil.copy(pki / "server2.pem", cert)
+    shutil.copy(pki / "server2.key", key)
+    b.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 5
+    while "re-read for 1 listener" not in b.stderr() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "re-read for 1 listener(s) (0 kept" in b.stderr(), b.stderr()
+    new = tls_paho(tls, pki, "after-reload", ca="rogue")
+    with pytest.raises(Exception):
+        tls_paho(tls, pki, "old-trust", ca="ca")
+    # A broken file: the last good certificate keeps serving, and the log says why.
+    cert.write_text("garbage\n")
+    b.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 5
+    while "keeps its old certificate" not in b.stderr() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "listeners[1].cert" in b.stderr() and "keeps its old certificate" in b.stderr()
+    again = tls_paho(tls, pki, "after-bad-reload", ca="rogue")
+    new.publish("r/t", b"still connected", qos=1)
+    assert [m.payload for m in old.inbox.wait_for(1)] == [b"still connected"]
+    for c in (old, new, again):
+        c.disconnect()

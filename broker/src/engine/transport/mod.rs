@@ -33,10 +33,14 @@ pub struct Layers {
     pending: BytesMut,
 }
 
+/// The TLS settings of a listener: each new connection takes the current ones, and a
+/// reload (SIGHUP) swaps them without a lock; sessions under way keep theirs.
+pub type TlsSettings = Arc<arc_swap::ArcSwap<rustls::ServerConfig>>;
+
 /// What a listener's connections are carried in.
 #[derive(Clone, Default)]
 pub struct Kind {
-    pub tls: Option<Arc<rustls::ServerConfig>>,
+    pub tls: Option<TlsSettings>,
     pub ws: Option<Arc<WsSettings>>,
 }
 
@@ -63,7 +67,11 @@ impl Transport {
         if kind.tls.is_none() && kind.ws.is_none() {
             return Ok(Transport::Plain);
         }
-        let tls = kind.tls.as_ref().map(TlsSession::new).transpose()?;
+        let tls = kind
+            .tls
+            .as_ref()
+            .map(|t| TlsSession::new(&t.load_full()))
+            .transpose()?;
         Ok(Transport::Layered(Box::new(Layers {
             tls,
             ws: kind.ws.as_ref().map(WsSession::new),

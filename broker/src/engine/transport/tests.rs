@@ -96,7 +96,7 @@ fn plain_tcp_passes_bytes_through_and_keeps_nothing() {
 fn tls_carries_mqtt_both_ways_and_large_output_whole() {
     let (config, mut client) = pair();
     let mut server = Transport::new(&Kind {
-        tls: Some(config.clone()),
+        tls: Some(Arc::new(arc_swap::ArcSwap::new(config.clone()))),
         ws: None,
     })
     .unwrap();
@@ -118,7 +118,7 @@ fn tls_carries_mqtt_both_ways_and_large_output_whole() {
 fn bytes_a_send_did_not_take_go_before_newer_ones() {
     let (config, mut client) = pair();
     let mut server = Transport::new(&Kind {
-        tls: Some(config.clone()),
+        tls: Some(Arc::new(arc_swap::ArcSwap::new(config.clone()))),
         ws: None,
     })
     .unwrap();
@@ -140,7 +140,7 @@ fn bytes_a_send_did_not_take_go_before_newer_ones() {
 fn close_seals_the_last_bytes_and_a_close_notify() {
     let (config, mut client) = pair();
     let mut server = Transport::new(&Kind {
-        tls: Some(config.clone()),
+        tls: Some(Arc::new(arc_swap::ArcSwap::new(config.clone()))),
         ws: None,
     })
     .unwrap();
@@ -161,7 +161,7 @@ fn close_seals_the_last_bytes_and_a_close_notify() {
 fn plain_mqtt_on_a_tls_session_fails_with_an_alert() {
     let (config, _) = pair();
     let mut server = Transport::new(&Kind {
-        tls: Some(config.clone()),
+        tls: Some(Arc::new(arc_swap::ArcSwap::new(config.clone()))),
         ws: None,
     })
     .unwrap();
