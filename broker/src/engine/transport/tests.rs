@@ -32,6 +32,15 @@ fn pair() -> (Arc<rustls::ServerConfig>, rustls::ClientConnection) {
     (Arc::new(server), conn)
 }
 
+/// A server-side TLS transport under `config`.
+fn tls_server(config: &Arc<rustls::ServerConfig>) -> Transport {
+    Transport::new(&Kind {
+        tls: Some(Arc::new(arc_swap::ArcSwap::new(config.clone()))),
+        ws: None,
+    })
+    .unwrap()
+}
+
 /// Client records to the server transport; returns the MQTT bytes it yielded.
 fn to_server(client: &mut rustls::ClientConnection, server: &mut Transport) -> BytesMut {
     let mut wire = Vec::new();
@@ -95,11 +104,7 @@ fn plain_tcp_passes_bytes_through_and_keeps_nothing() {
 #[test]
 fn tls_carries_mqtt_both_ways_and_large_output_whole() {
     let (config, mut client) = pair();
-    let mut server = Transport::new(&Kind {
-        tls: Some(Arc::new(arc_swap::ArcSwap::new(config.clone()))),
-        ws: None,
-    })
-    .unwrap();
+    let mut server = tls_server(&config);
     handshake(&mut client, &mut server);
     client.writer().write_all(b"\x10\x0cCONNECT...").unwrap();
     assert_eq!(
@@ -117,11 +122,7 @@ fn tls_carries_mqtt_both_ways_and_large_output_whole() {
 #[test]
 fn bytes_a_send_did_not_take_go_before_newer_ones() {
     let (config, mut client) = pair();
-    let mut server = Transport::new(&Kind {
-        tls: Some(Arc::new(arc_swap::ArcSwap::new(config.clone()))),
-        ws: None,
-    })
-    .unwrap();
+    let mut server = tls_server(&config);
     handshake(&mut client, &mut server);
     let mut first = BytesMut::new();
     server.seal(&output(b"first message"), &mut first);
@@ -139,11 +140,7 @@ fn bytes_a_send_did_not_take_go_before_newer_ones() {
 #[test]
 fn close_seals_the_last_bytes_and_a_close_notify() {
     let (config, mut client) = pair();
-    let mut server = Transport::new(&Kind {
-        tls: Some(Arc::new(arc_swap::ArcSwap::new(config.clone()))),
-        ws: None,
-    })
-    .unwrap();
+    let mut server = tls_server(&config);
     handshake(&mut client, &mut server);
     let wire = server.close(BytesMut::from(&b"\xe0\x00"[..]));
     let mut w = &wire[..];
@@ -160,11 +157,7 @@ fn close_seals_the_last_bytes_and_a_close_notify() {
 #[test]
 fn plain_mqtt_on_a_tls_session_fails_with_an_alert() {
     let (config, _) = pair();
-    let mut server = Transport::new(&Kind {
-        tls: Some(Arc::new(arc_swap::ArcSwap::new(config.clone()))),
-        ws: None,
-    })
-    .unwrap();
+    let mut server = tls_server(&config);
     let mut plain = BytesMut::new();
     let f = server
         .input(b"\x10\x0c\x00\x04MQTT\x04\x02\x00\x3c\x00\x00", &mut plain)
