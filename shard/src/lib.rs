@@ -27,7 +27,7 @@ pub use message::{Message, SharedMessage};
 pub use session::DropReason;
 pub use shard::{
     Action, AuthExchange, AuthMethod, AuthStep, Authorizer, ClientEvent, ClientInfo, IoEvent,
-    Notice, Shard, ShardStats,
+    Notice, PeerAddr, Shard, ShardStats,
 };
 pub use shard_msg::ShardMsg;
 pub mod timer;

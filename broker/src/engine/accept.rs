@@ -28,6 +28,8 @@ pub struct Listener {
     pub fd: OwnedFd,
     /// What its connections are carried in.
     transport: super::TransportKind,
+    /// It listens on an IPv6 address (its peers' addresses are `sockaddr_in6`).
+    v6: bool,
 }
 
 /// Binds `l.addr` with SO_REUSEPORT and TCP_NODELAY, which accepted sockets inherit.
@@ -50,6 +52,7 @@ pub fn bind(l: &super::Listen) -> std::io::Result<Listener> {
     Ok(Listener {
         fd,
         transport: l.transport.clone(),
+        v6: addr.is_ipv6(),
     })
 }
 
@@ -128,12 +131,15 @@ pub fn on_accept(ctx: &Rc<Ctx>, table: u16, i: usize, c: &Completion) {
             ctx.close_file(sock);
             ctx.refused.set(ctx.refused.get() + 1);
         } else {
-            let transport = match ctx.listeners.get(i) {
-                Some(l) => Transport::new(&l.transport),
-                None => Ok(Transport::Plain),
+            let (transport, v6) = match ctx.listeners.get(i) {
+                Some(l) => (Transport::new(&l.transport), l.v6),
+                None => (Ok(Transport::Plain), false),
             };
             match transport {
-                Ok(t) => super::conn::add(ctx, sock, t, None),
+                Ok(t) => {
+                    let conn = super::conn::accepted(ctx, sock, t);
+                    super::peer::ask(ctx, sock, conn, v6);
+                }
                 Err(e) => {
                     ctx.install(sock, Owner::Free);
                     ctx.close_file(sock);

@@ -17,6 +17,7 @@ pub fn dispatch(ctx: &Rc<Ctx>, table: u16, c: Completion) {
         Some(Op::Send) => super::flush::on_send(ctx, b, c.res),
         Some(Op::HandoffOut) => super::handoff::on_sent(ctx, b, c.res),
         Some(Op::HandoffIn) => super::handoff::on_arrived(ctx, table, a, b, c.res),
+        Some(Op::PeerName) => super::peer::on_answer(ctx, b, c.res),
         Some(Op::Quiet) | None => {
             // A receive that ended without its owner knowing still holds a buffer.
             if let Some(bid) = c.buffer() {

@@ -17,28 +17,51 @@ use super::tables::Sock;
 use super::transport::{Input, Transport};
 use super::waker::{any_ready, mark_ready, take_ready};
 use bytes::BytesMut;
-use codec::{Connect, Packet};
+use codec::Packet;
 use shard::{home_shard, ConnId};
 use std::rc::Rc;
 use std::task::Poll;
 
-/// Registers socket `sock`, accepted here (`first` None) or handed over with its CONNECT
-/// and the MQTT bytes read after it.
-pub fn add(
-    ctx: &Rc<Ctx>,
-    sock: Sock,
-    transport: Transport,
-    first: Option<(Box<Connect>, BytesMut)>,
-) {
+/// Registers socket `sock`, accepted here, carried in `transport`.
+pub fn accepted(ctx: &Rc<Ctx>, sock: Sock, transport: Transport) -> ConnId {
+    let slot = open(ctx, sock, transport);
+    let conn = slot.conn;
+    ctx.insert_io(slot);
+    // The poller arms the receive.
+    mark_ready(conn.slot);
+    conn
+}
+
+/// Registers socket `sock`, handed over with its CONNECT, the MQTT bytes read after it and
+/// its peer address.
+pub fn handed(ctx: &Rc<Ctx>, sock: Sock, a: super::handoff::Arrival) {
+    let mut slot = open(ctx, sock, a.transport);
+    let conn = slot.conn;
+    slot.connected = true;
+    slot.buf = a.leftover;
+    ctx.insert_io(slot);
     let now = now_ms();
-    let conn = ctx.shard.borrow_mut().open_conn(now);
+    let mut shard = ctx.shard.borrow_mut();
+    if let Some(peer) = a.peer {
+        shard.set_peer(conn, peer);
+    }
+    shard.handle_connect(now, conn, a.connect);
+    drop(shard);
+    ctx.kick();
+    // The poller arms the receive and handles the bytes that came with the hand-off.
+    mark_ready(conn.slot);
+}
+
+/// A new connection of the shard for `sock`, and its I/O side.
+fn open(ctx: &Rc<Ctx>, sock: Sock, transport: Transport) -> IoSlot {
+    let conn = ctx.shard.borrow_mut().open_conn(now_ms());
     let gen = ctx.install(sock, Owner::Conn(conn.slot));
     if ctx.tables.get(sock.table).files.borrow().nearly_full()
         && ctx.tables.get(sock.table).accepting.get() != 0
     {
         super::accept::filling(ctx, sock.table);
     }
-    let mut slot = IoSlot {
+    IoSlot {
         conn,
         sock,
         gen,
@@ -49,18 +72,7 @@ pub fn add(
         paused: false,
         held: None,
         transport,
-    };
-    if let Some((connect, leftover)) = first {
-        slot.connected = true;
-        slot.buf = leftover;
-        ctx.insert_io(slot);
-        ctx.shard.borrow_mut().handle_connect(now, conn, connect);
-        ctx.kick();
-    } else {
-        ctx.insert_io(slot);
     }
-    // The poller arms the receive and handles bytes that came with a hand-off.
-    mark_ready(conn.slot);
 }
 
 /// Bytes of one connection's input handled per poller pass before others get their turn
@@ -344,9 +356,10 @@ fn process(ctx: &Rc<Ctx>, conn: ConnId) -> Processed {
                 if home == ctx.id {
                     shard.handle_connect(now, conn, connect);
                 } else {
+                    let peer = shard.peer(conn);
                     shard.forget_conn(conn);
                     drop(shard);
-                    super::handoff::send(ctx, conn, home, connect, buf);
+                    super::handoff::send(ctx, conn, home, connect, buf, peer);
                     return Processed::Gone;
                 }
             }

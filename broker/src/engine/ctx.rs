@@ -95,6 +95,8 @@ pub struct Ctx {
     pub linger: RefCell<super::linger::Linger>,
     /// TLS sessions that failed and were closed: counted, logged rarely.
     pub transport_failures: super::transport::Failures,
+    /// Peer addresses asked of the ring and not answered yet.
+    pub peer_asks: RefCell<super::peer::Asks>,
 }
 
 impl Ctx {
@@ -130,6 +132,7 @@ impl Ctx {
             shed: super::shed::Shed::default(),
             linger: RefCell::new(Default::default()),
             transport_failures: Default::default(),
+            peer_asks: Default::default(),
         }
     }
 

@@ -225,12 +225,9 @@ fn on_mesh(ctx: &Rc<Ctx>, from: ShardId, m: MeshMsg) {
                 shard.handle_shard_msg(now, from, msg);
             }
         }
-        MeshMsg::Handoff {
-            token,
-            connect,
-            leftover,
-            transport,
-        } => super::handoff::on_message(ctx, from, token, (connect, leftover, transport)),
+        MeshMsg::Handoff { token, arrival } => {
+            super::handoff::on_message(ctx, from, token, arrival)
+        }
     }
 }
 

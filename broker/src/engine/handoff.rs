@@ -18,6 +18,7 @@ use ahash::AHashMap;
 use bytes::BytesMut;
 use codec::Connect;
 use shard::{ConnId, ShardId};
+use std::net::SocketAddr;
 use std::rc::Rc;
 
 /// A socket leaving this shard.
@@ -29,6 +30,7 @@ struct Out {
     connect: Box<Connect>,
     leftover: BytesMut,
     transport: Transport,
+    peer: Option<SocketAddr>,
     /// The receive has not ended yet.
     receiving: bool,
     /// A send has not completed yet.
@@ -44,9 +46,15 @@ enum In {
     Msg(Arrival),
 }
 
-/// What comes over the mesh with a hand-off: the CONNECT, the MQTT bytes after it, the
-/// transport.
-pub type Arrival = (Box<Connect>, BytesMut, Transport);
+/// What comes over the mesh with a hand-off.
+pub struct Arrival {
+    pub connect: Box<Connect>,
+    /// The MQTT bytes read after the CONNECT.
+    pub leftover: BytesMut,
+    pub transport: Transport,
+    /// Where the client connects from, when known.
+    pub peer: Option<SocketAddr>,
+}
 
 #[derive(Default)]
 pub struct Handoffs {
@@ -57,8 +65,16 @@ pub struct Handoffs {
     pub failed: u64,
 }
 
-/// Sends `conn` (its CONNECT decoded, `leftover` read after it) to shard `home`.
-pub fn send(ctx: &Rc<Ctx>, conn: ConnId, home: ShardId, connect: Box<Connect>, leftover: BytesMut) {
+/// Sends `conn` (its CONNECT decoded, `leftover` read after it, its peer address) to shard
+/// `home`.
+pub fn send(
+    ctx: &Rc<Ctx>,
+    conn: ConnId,
+    home: ShardId,
+    connect: Box<Connect>,
+    leftover: BytesMut,
+    peer: Option<SocketAddr>,
+) {
     let Some(slot) = ctx.remove_io(conn) else {
         return;
     };
@@ -76,6 +92,7 @@ pub fn send(ctx: &Rc<Ctx>, conn: ConnId, home: ShardId, connect: Box<Connect>, l
         connect,
         leftover,
         transport: slot.transport,
+        peer,
         receiving,
         sending,
         table: ctx.peers[home.index()].hint(),
@@ -186,9 +203,12 @@ pub fn on_sent(ctx: &Rc<Ctx>, h: u32, res: i32) {
         o.home,
         MeshMsg::Handoff {
             token: o.token,
-            connect: o.connect,
-            leftover: o.leftover,
-            transport: o.transport,
+            arrival: Arrival {
+                connect: o.connect,
+                leftover: o.leftover,
+                transport: o.transport,
+                peer: o.peer,
+            },
         },
     );
 }
@@ -227,9 +247,7 @@ pub fn on_arrived(ctx: &Rc<Ctx>, table: u16, from: u32, token: u32, res: i32) {
     }
     let msg = ctx.handoffs.borrow_mut().arriving.remove(&(from, token));
     match msg {
-        Some(In::Msg((connect, leftover, transport))) => {
-            super::conn::add(ctx, file, transport, Some((connect, leftover)))
-        }
+        Some(In::Msg(arrival)) => super::conn::handed(ctx, file, arrival),
         _ => {
             ctx.handoffs
                 .borrow_mut()
@@ -245,10 +263,7 @@ pub fn on_message(ctx: &Rc<Ctx>, from: ShardId, token: u32, arrival: Arrival) {
     let key = (from.0 as u32, token);
     let file = ctx.handoffs.borrow_mut().arriving.remove(&key);
     match file {
-        Some(In::File(file)) => {
-            let (connect, leftover, transport) = arrival;
-            super::conn::add(ctx, file, transport, Some((connect, leftover)))
-        }
+        Some(In::File(file)) => super::conn::handed(ctx, file, arrival),
         _ => {
             ctx.handoffs
                 .borrow_mut()

@@ -8,8 +8,6 @@
 //! stops) discards its batch counted (`MeshOut::dropped`, logged once), so nothing is lost
 //! uncounted.
 
-use bytes::BytesMut;
-use codec::Connect;
 use glommio::channels::channel_mesh::Senders;
 use glommio::GlommioError;
 use shard::{ShardId, ShardMsg};
@@ -26,10 +24,7 @@ pub enum MeshMsg {
     /// destination's ring (IORING_OP_MSG_RING) under the same `token` (`handoff`).
     Handoff {
         token: u32,
-        connect: Box<Connect>,
-        leftover: BytesMut,
-        /// The session between socket and codec (TLS state and its unsent bytes).
-        transport: super::transport::Transport,
+        arrival: super::handoff::Arrival,
     },
 }
 

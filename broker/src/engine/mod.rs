@@ -12,6 +12,7 @@ mod held;
 mod iotable;
 mod linger;
 mod mesh;
+mod peer;
 mod ring;
 mod shed;
 mod sockets;

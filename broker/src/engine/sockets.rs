@@ -26,6 +26,8 @@ pub enum Op {
     HandoffIn = 6,
     /// Listener `a` is readable while the descriptor table is full (shedding).
     ListenPoll = 7,
+    /// The peer address of a new socket, question `b` (`peer`).
+    PeerName = 8,
 }
 
 pub fn data(op: Op, a: u32, b: u32) -> u64 {
@@ -41,6 +43,7 @@ pub fn split(data: u64) -> (Option<Op>, u32, u32) {
         5 => Op::HandoffOut,
         6 => Op::HandoffIn,
         7 => Op::ListenPoll,
+        8 => Op::PeerName,
         _ => return (None, 0, 0),
     };
     (Some(op), ((data >> 32) & 0xFF_FFFF) as u32, data as u32)

@@ -279,6 +279,7 @@ pub fn client_event(node: &str, ev: &ClientEvent, now_ms: u64) -> Option<(String
             keep_alive,
             clean_start,
             session_present,
+            peer,
         } => (
             client_id,
             "connected",
@@ -289,6 +290,8 @@ pub fn client_event(node: &str, ev: &ClientEvent, now_ms: u64) -> Option<(String
                 "keepalive": keep_alive,
                 "clean_start": clean_start,
                 "session_present": session_present,
+                "ipaddress": peer.map(|p| p.ip().to_string()),
+                "peername": peer.map(|p| p.to_string()),
                 "ts": now_ms,
             }),
         ),

@@ -146,6 +146,7 @@ impl Shard {
                 keep_alive: connect.keep_alive,
                 clean_start: connect.clean_start,
                 session_present: resumed.is_some(),
+                peer: self.peer(conn),
             });
         }
         let mut expired = 0;

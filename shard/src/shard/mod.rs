@@ -23,12 +23,14 @@ mod deliver;
 mod frames;
 mod inbound;
 mod lifecycle;
+mod peer;
 mod remote;
 mod shared;
 mod subscribe;
 mod throttle;
 
 pub use auth::{Action, AuthExchange, AuthMethod, AuthStep, Authorizer, ClientInfo};
+pub use peer::PeerAddr;
 
 use crate::config::ShardConfig;
 use crate::ids::{ConnId, SessionKey, ShardId};
@@ -68,6 +70,8 @@ pub enum ClientEvent {
         keep_alive: u16,
         clean_start: bool,
         session_present: bool,
+        /// Where the client connects from, when known.
+        peer: Option<std::net::SocketAddr>,
     },
     Disconnected {
         client_id: ByteStr,
@@ -129,6 +133,8 @@ pub struct Conn {
     send_window: u16,
     /// Topic aliases we may use towards the client: its Topic Alias Maximum capped by ours.
     out_alias_max: u16,
+    /// Where the connection comes from (`peer`), once known.
+    peer: Option<PeerAddr>,
     /// v5 state most connections never need (topic aliases, an authentication exchange),
     /// allocated on first use so an idle connection stays small.
     ext: Option<Box<ConnExt>>,
@@ -366,6 +372,7 @@ impl Shard {
             client_max_packet: max_packet,
             send_window: 0,
             out_alias_max: 0,
+            peer: None,
             ext: None,
         });
         self.stats.connections += 1;
