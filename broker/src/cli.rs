@@ -81,6 +81,12 @@ fn parse_log_level(s: &str) -> Result<String, String> {
         .map_err(|why| format!("{why}; use a level or a filter like \"info,broker=debug\""))
 }
 
+/// True when file listener `l` is of a kind the `kind` flag replaces (the flags make
+/// listeners without PROXY protocol).
+fn flag_made(l: &ListenerConfig, kind: ListenerKind) -> bool {
+    l.kind == kind && !l.proxy_protocol
+}
+
 /// The configuration after merging defaults, file and flags, not yet validated.
 pub fn merged_config(cli: &Cli) -> Result<Config, ConfigError> {
     let mut config = match &cli.config {
@@ -88,8 +94,11 @@ pub fn merged_config(cli: &Cli) -> Result<Config, ConfigError> {
         None => Config::default(),
     };
     if !cli.listen.is_empty() {
-        // --listen speaks for TCP only; listeners of other kinds in the file stay.
-        config.listeners.retain(|l| l.kind != ListenerKind::Tcp);
+        // --listen speaks for TCP only; listeners of other kinds in the file stay, and so
+        // do listeners behind a proxy (`proxy_protocol`), which no flag makes.
+        config
+            .listeners
+            .retain(|l| !flag_made(l, ListenerKind::Tcp));
         let tcp = cli
             .listen
             .iter()
@@ -98,7 +107,9 @@ pub fn merged_config(cli: &Cli) -> Result<Config, ConfigError> {
     }
     if !cli.tls_listen.is_empty() {
         // --tls-listen speaks for TLS only, like --listen for TCP.
-        config.listeners.retain(|l| l.kind != ListenerKind::Tls);
+        config
+            .listeners
+            .retain(|l| !flag_made(l, ListenerKind::Tls));
         config
             .listeners
             .extend(cli.tls_listen.iter().map(|&bind| ListenerConfig {
@@ -109,7 +120,7 @@ pub fn merged_config(cli: &Cli) -> Result<Config, ConfigError> {
             }));
     }
     if !cli.ws_listen.is_empty() {
-        config.listeners.retain(|l| l.kind != ListenerKind::Ws);
+        config.listeners.retain(|l| !flag_made(l, ListenerKind::Ws));
         config.listeners.extend(
             cli.ws_listen
                 .iter()
@@ -277,10 +288,11 @@ mod tests {
     }
 
     #[test]
-    fn listen_replaces_only_tcp_listeners() {
+    fn listen_replaces_only_tcp_listeners_not_behind_a_proxy() {
         let file = write_config(
             "kinds.toml",
-            "[[listeners]]\nbind = \"0.0.0.0:1883\"\n[[listeners]]\nbind = \"0.0.0.0:8883\"\nkind = \"tls\"\n",
+            "[[listeners]]\nbind = \"0.0.0.0:1883\"\n[[listeners]]\nbind = \"0.0.0.0:8883\"\nkind = \"tls\"\n\
+             [[listeners]]\nbind = \"10.0.0.5:1883\"\nproxy_protocol = true\n",
         );
         let merged = merged_config(&cli(&[
             "--config",
@@ -298,7 +310,8 @@ mod tests {
             got,
             [
                 ("127.0.0.1:1999".to_owned(), ListenerKind::Tcp),
-                ("0.0.0.0:8883".to_owned(), ListenerKind::Tls)
+                ("0.0.0.0:8883".to_owned(), ListenerKind::Tls),
+                ("10.0.0.5:1883".to_owned(), ListenerKind::Tcp),
             ]
         );
     }

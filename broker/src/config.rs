@@ -72,6 +72,9 @@ pub struct ListenerConfig {
     /// WebSocket: the request path of the upgrade (`DEFAULT_WS_PATH` when not set).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// Every connection must start with a PROXY protocol v1 or v2 header, whose client
+    /// address is the connection's; one without it is closed.
+    pub proxy_protocol: bool,
 }
 
 /// The path WebSocket listeners serve MQTT at unless `path` says otherwise.
@@ -87,6 +90,7 @@ impl ListenerConfig {
             key: None,
             ca: None,
             path: None,
+            proxy_protocol: false,
         }
     }
 }

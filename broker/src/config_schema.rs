@@ -76,6 +76,8 @@ pub const KEYS: &[KeySpec] = &[
         "tls and wss listeners: with it, every client must present a certificate signed by one of these CAs (mutual TLS); without it, client certificates are not asked for."),
     key("listeners.path", "a URL path starting with /", "e.g. \"/mqtt\"", NO_DEFAULT,
         "ws and wss listeners: the path of the WebSocket upgrade; /mqtt when not set. The upgrade must ask for the subprotocol mqtt (or mqttv3.1)."),
+    key("listeners.proxy_protocol", "true or false", "set it to true or false", "false",
+        "Every connection must start with a PROXY protocol header (v1 or v2, as HAProxy, nginx and cloud load balancers send); its client address is the one used in logs and client events. A connection without a valid one is closed and counted ($SYS/broker/clients/proxy_failed). Only for listeners that nothing but the proxy can reach."),
     key("limits.max_connections", "1..=4294967295", "set it to e.g. 1000000", "1000000",
         "Most client connections the broker holds at once. Needs an open-file limit above it."),
     key("limits.max_packet_size", "64..=268435460 bytes", "set it to e.g. 1048576; 268435460 is the largest packet MQTT can frame", "1048576",

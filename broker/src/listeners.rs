@@ -44,6 +44,7 @@ pub fn listens(config: &Config) -> Result<Vec<Listen>, ConfigError> {
             transport: TransportKind {
                 tls: tls.map(|c| Arc::new(arc_swap::ArcSwap::new(c))),
                 ws,
+                proxy: l.proxy_protocol,
             },
         });
     }

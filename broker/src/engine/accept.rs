@@ -143,7 +143,11 @@ pub fn on_accept(ctx: &Rc<Ctx>, table: u16, i: usize, c: &Completion) {
                 Err(e) => {
                     ctx.install(sock, Owner::Free);
                     ctx.close_file(sock);
-                    ctx.transport_failed(super::transport::FailKind::Tls, &format!("TLS: {e}"));
+                    ctx.transport_failed(
+                        super::transport::FailKind::Tls,
+                        &format!("TLS: {e}"),
+                        None,
+                    );
                 }
             }
         }

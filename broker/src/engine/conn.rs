@@ -172,6 +172,9 @@ fn conn_recv(ctx: &Rc<Ctx>, slot: u32, data: &[u8], c: &Completion) {
                 Ok(Input::Closed) => ended = true,
                 Err(f) => failed = Some(f),
             }
+            if let Some(client) = s.transport.take_client() {
+                ctx.shard.borrow_mut().set_peer(s.conn, client);
+            }
             if !s.connected && s.transport.is_plain() && super::transport::is_tls_hello(&s.buf) {
                 failed = Some(super::transport::Failed {
                     kind: super::transport::FailKind::HelloOnPlainPort,
@@ -198,7 +201,8 @@ fn conn_recv(ctx: &Rc<Ctx>, slot: u32, data: &[u8], c: &Completion) {
             match failed {
                 Some(f) => {
                     // The alert says why; it is already sealed.
-                    ctx.transport_failed(f.kind, &f.reason);
+                    let peer = ctx.shard.borrow().peer(conn);
+                    ctx.transport_failed(f.kind, &f.reason, peer);
                     super::linger::close(ctx, now_ms(), s, f.alert);
                 }
                 None => ctx.close_file(s.sock),

@@ -144,9 +144,20 @@ impl Ctx {
     }
 
     /// A connection's transport failed with `reason` (counted; the log is rate-limited).
-    pub fn transport_failed(&self, kind: super::transport::FailKind, reason: &str) {
+    /// A connection's transport failed: counted, and logged rarely with the client's
+    /// address when known.
+    pub fn transport_failed(
+        &self,
+        kind: super::transport::FailKind,
+        reason: &str,
+        peer: Option<std::net::SocketAddr>,
+    ) {
+        let reason = match peer {
+            Some(p) => format!("client {p}: {reason}"),
+            None => reason.to_string(),
+        };
         self.transport_failures
-            .failed(now_ms(), self.id.0, kind, reason);
+            .failed(now_ms(), self.id.0, kind, &reason);
     }
 
     pub fn flush_started(&self) {

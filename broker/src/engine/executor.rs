@@ -167,7 +167,7 @@ pub async fn shard_main(start: ShardStart) {
                     bytes_received: tctx.bytes_received.get(),
                     refused: tctx.refused.get() + tctx.shed.failures.get(),
                     mesh_dropped: tctx.mesh.dropped.get(),
-                    transport_failed: tctx.transport_failures.count.get(),
+                    transport_failed: tctx.transport_failures.by_kind(),
                 };
                 sys.write(tctx.id.index(), &shard, engine);
             }

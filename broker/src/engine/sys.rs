@@ -5,6 +5,7 @@
 //!
 //! Topic names follow Mosquitto's, so existing dashboards work unchanged.
 
+use super::transport::{FailKind, FAIL_KINDS};
 use shard::{ClientEvent, DropReason, Shard, ShardStats};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -27,7 +28,7 @@ pub struct Row {
     bytes_received: AtomicU64,
     bytes_sent: AtomicU64,
     refused: AtomicU64,
-    transport_failed: AtomicU64,
+    transport_failed: [AtomicU64; FAIL_KINDS],
 }
 
 /// What a row holds, summed with `+=` across shards.
@@ -50,9 +51,8 @@ pub struct Totals {
     pub bytes_received: u64,
     pub bytes_sent: u64,
     pub refused: u64,
-    /// Connections closed because their transport failed (TLS handshake or record errors,
-    /// TLS on a plain port).
-    pub transport_failed: u64,
+    /// Connections closed because their transport failed, by `FailKind`.
+    pub transport_failed: [u64; FAIL_KINDS],
 }
 
 impl std::ops::AddAssign for Totals {
@@ -74,7 +74,9 @@ impl std::ops::AddAssign for Totals {
         self.bytes_received += o.bytes_received;
         self.bytes_sent += o.bytes_sent;
         self.refused += o.refused;
-        self.transport_failed += o.transport_failed;
+        for (a, b) in self.transport_failed.iter_mut().zip(o.transport_failed) {
+            *a += b;
+        }
     }
 }
 
@@ -85,7 +87,8 @@ pub struct EngineCounts {
     /// Connections closed at accept (`limits.max_connections`, or out of descriptors).
     pub refused: u64,
     pub mesh_dropped: u64,
-    pub transport_failed: u64,
+    /// By `FailKind`.
+    pub transport_failed: [u64; FAIL_KINDS],
 }
 
 /// The table of every shard's row.
@@ -125,7 +128,9 @@ impl SysTable {
         r.bytes_received.store(bytes_received, Relaxed);
         r.bytes_sent.store(s.bytes_sent, Relaxed);
         r.refused.store(refused, Relaxed);
-        r.transport_failed.store(transport_failed, Relaxed);
+        for (a, b) in r.transport_failed.iter().zip(transport_failed) {
+            a.store(b, Relaxed);
+        }
     }
 
     /// Sums every row.
@@ -148,7 +153,7 @@ impl SysTable {
                 bytes_received: r.bytes_received.load(Relaxed),
                 bytes_sent: r.bytes_sent.load(Relaxed),
                 refused: r.refused.load(Relaxed),
-                transport_failed: r.transport_failed.load(Relaxed),
+                transport_failed: std::array::from_fn(|i| r.transport_failed[i].load(Relaxed)),
             };
         }
         t
@@ -167,6 +172,7 @@ pub fn topics(
     uptime_s: u64,
     max_connected: u64,
 ) -> Vec<(String, String)> {
+    let failed = |k: FailKind| t.transport_failed[k as usize];
     let mut v = vec![
         (
             "$SYS/broker/version".into(),
@@ -189,7 +195,15 @@ pub fn topics(
         ("$SYS/broker/clients/refused".into(), t.refused.to_string()),
         (
             "$SYS/broker/clients/tls_failed".into(),
-            t.transport_failed.to_string(),
+            (failed(FailKind::Tls) + failed(FailKind::HelloOnPlainPort)).to_string(),
+        ),
+        (
+            "$SYS/broker/clients/websocket_failed".into(),
+            failed(FailKind::WebSocket).to_string(),
+        ),
+        (
+            "$SYS/broker/clients/proxy_failed".into(),
+            failed(FailKind::Proxy).to_string(),
         ),
         (
             "$SYS/broker/retained messages/count".into(),
@@ -322,7 +336,7 @@ mod tests {
             bytes_received,
             refused,
             mesh_dropped,
-            transport_failed: refused * 10,
+            transport_failed: [refused * 10, refused, 0, 0],
         };
         t.write(0, &s, engine(100, 1, 0));
         t.write(1, &s, engine(50, 2, 4));
@@ -335,7 +349,15 @@ mod tests {
         assert_eq!(get("$SYS/broker/uptime").as_deref(), Some("7 seconds"));
         assert_eq!(get("$SYS/broker/bytes/received").as_deref(), Some("150"));
         assert_eq!(get("$SYS/broker/clients/maximum").as_deref(), Some("9"));
-        assert_eq!(get("$SYS/broker/clients/tls_failed").as_deref(), Some("30"));
+        assert_eq!(get("$SYS/broker/clients/tls_failed").as_deref(), Some("33"));
+        assert_eq!(
+            get("$SYS/broker/clients/websocket_failed").as_deref(),
+            Some("0")
+        );
+        assert_eq!(
+            get("$SYS/broker/clients/proxy_failed").as_deref(),
+            Some("0")
+        );
         assert_eq!(
             get("$SYS/broker/messages/dropped/mesh").as_deref(),
             Some("4")

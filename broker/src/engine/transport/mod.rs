@@ -8,6 +8,7 @@
 //! a pong, the rest of a partial send) wait in the transport and go before any new output;
 //! a hand-off moves the transport, with them, to the home shard.
 
+mod proxy;
 mod tls_session;
 mod websocket;
 
@@ -16,6 +17,7 @@ pub use websocket::WsSettings;
 use bytes::BytesMut;
 use shard::Output;
 use std::cell::Cell;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use tls_session::TlsSession;
 use websocket::WsSession;
@@ -26,8 +28,13 @@ pub enum Transport {
     Layered(Box<Layers>),
 }
 
-/// TLS, WebSocket or both (WebSocket inside TLS), and the wire bytes not sent yet.
+/// A PROXY header awaited, TLS, WebSocket or both (WebSocket inside TLS), and the wire
+/// bytes not sent yet.
 pub struct Layers {
+    /// The bytes of a PROXY header read so far, while it is awaited (`proxy`).
+    proxy: Option<BytesMut>,
+    /// The client a PROXY header named, until the connection takes it.
+    client: Option<SocketAddr>,
     tls: Option<TlsSession>,
     ws: Option<WsSession>,
     pending: BytesMut,
@@ -42,6 +49,8 @@ pub type TlsSettings = Arc<arc_swap::ArcSwap<rustls::ServerConfig>>;
 pub struct Kind {
     pub tls: Option<TlsSettings>,
     pub ws: Option<Arc<WsSettings>>,
+    /// Connections start with a PROXY protocol header, required.
+    pub proxy: bool,
 }
 
 /// What `input` found besides MQTT bytes.
@@ -64,7 +73,7 @@ pub struct Failed {
 impl Transport {
     /// A transport for a new connection of a listener of `kind`.
     pub fn new(kind: &Kind) -> Result<Transport, rustls::Error> {
-        if kind.tls.is_none() && kind.ws.is_none() {
+        if kind.tls.is_none() && kind.ws.is_none() && !kind.proxy {
             return Ok(Transport::Plain);
         }
         let tls = kind
@@ -73,6 +82,8 @@ impl Transport {
             .map(|t| TlsSession::new(&t.load_full()))
             .transpose()?;
         Ok(Transport::Layered(Box::new(Layers {
+            proxy: kind.proxy.then(BytesMut::new),
+            client: None,
             tls,
             ws: kind.ws.as_ref().map(WsSession::new),
             pending: BytesMut::new(),
@@ -113,6 +124,19 @@ impl Transport {
             rest.extend_from_slice(&l.pending);
             l.pending = rest;
         }
+    }
+
+    /// The client a PROXY header named, once, when it has been read. A plain TCP
+    /// connection behind a proxy becomes `Plain` then: no layer is left.
+    pub fn take_client(&mut self) -> Option<SocketAddr> {
+        let Transport::Layered(l) = self else {
+            return None;
+        };
+        let client = l.client.take();
+        if l.proxy.is_none() && l.tls.is_none() && l.ws.is_none() && l.pending.is_empty() {
+            *self = Transport::Plain;
+        }
+        client
     }
 
     /// True when MQTT output goes to the socket as it is (plain TCP).
@@ -160,7 +184,33 @@ impl Transport {
 }
 
 impl Layers {
+    /// Reads the PROXY header first, if awaited, then passes the rest on.
     fn input(&mut self, wire: &[u8], plain: &mut BytesMut) -> Result<Input, Failed> {
+        let Some(head) = &mut self.proxy else {
+            return self.input_layers(wire, plain);
+        };
+        head.extend_from_slice(wire);
+        match proxy::parse(head) {
+            Err(reason) => Err(Failed {
+                kind: FailKind::Proxy,
+                reason,
+                alert: BytesMut::new(),
+            }),
+            Ok(None) => Ok(Input::Open),
+            Ok(Some(h)) => {
+                let rest = head.split_off(h.len);
+                self.proxy = None;
+                self.client = h.client;
+                if rest.is_empty() {
+                    Ok(Input::Open)
+                } else {
+                    self.input_layers(&rest, plain)
+                }
+            }
+        }
+    }
+
+    fn input_layers(&mut self, wire: &[u8], plain: &mut BytesMut) -> Result<Input, Failed> {
         let mut state = Input::Open;
         let mut inner = BytesMut::new();
         let bytes = match &mut self.tls {
@@ -243,22 +293,30 @@ pub enum FailKind {
     HelloOnPlainPort = 1,
     /// A WebSocket upgrade was refused (path, subprotocol) or a frame was bad.
     WebSocket = 2,
+    /// A listener that requires a PROXY protocol header got none, or a bad one.
+    Proxy = 3,
 }
+
+/// How many `FailKind`s there are.
+pub const FAIL_KINDS: usize = 4;
 
 /// Connections whose transport failed: every one counted; the log gets the first of each
 /// kind and then at most one line per kind and `LOG_EVERY_MS`.
 #[derive(Default)]
 pub struct Failures {
-    pub count: Cell<u64>,
-    by_kind: [Cell<u64>; 3],
-    logged_at: [Cell<Option<u64>>; 3],
-    logged_count: [Cell<u64>; 3],
+    by_kind: [Cell<u64>; FAIL_KINDS],
+    logged_at: [Cell<Option<u64>>; FAIL_KINDS],
+    logged_count: [Cell<u64>; FAIL_KINDS],
 }
 
 impl Failures {
+    /// Closes counted so far, by `FailKind`.
+    pub fn by_kind(&self) -> [u64; FAIL_KINDS] {
+        std::array::from_fn(|k| self.by_kind[k].get())
+    }
+
     pub fn failed(&self, now_ms: u64, shard: u16, kind: FailKind, reason: &str) {
         let k = kind as usize;
-        self.count.set(self.count.get() + 1);
         self.by_kind[k].set(self.by_kind[k].get() + 1);
         if self.logged_at[k]
             .get()

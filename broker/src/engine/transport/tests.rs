@@ -37,6 +37,7 @@ fn tls_server(config: &Arc<rustls::ServerConfig>) -> Transport {
     Transport::new(&Kind {
         tls: Some(Arc::new(arc_swap::ArcSwap::new(config.clone()))),
         ws: None,
+        proxy: false,
     })
     .unwrap()
 }
@@ -181,10 +182,77 @@ fn failures_are_all_counted_and_logged_once_per_window_and_kind() {
         f.failed(i, 0, FailKind::Tls, "TLS: x");
         f.failed(i, 0, FailKind::HelloOnPlainPort, "hello");
     }
-    assert_eq!(f.count.get(), 100);
+    assert_eq!(f.by_kind(), [50, 50, 0, 0]);
     assert_eq!(f.logged_count[0].get(), 1);
     assert_eq!(f.logged_count[1].get(), 1);
     f.failed(LOG_EVERY_MS + 1, 0, FailKind::Tls, "TLS: x");
     assert_eq!(f.logged_count[0].get(), 51);
     assert_eq!(f.logged_count[1].get(), 1);
+}
+
+#[test]
+fn a_proxy_header_names_the_client_and_a_plain_connection_then_passes_bytes_through() {
+    let kind = Kind {
+        proxy: true,
+        ..Kind::default()
+    };
+    let mut t = Transport::new(&kind).unwrap();
+    let mut plain = BytesMut::new();
+    // The header comes in two reads, the CONNECT right behind it.
+    assert_eq!(
+        t.input(b"PROXY TCP4 198.51.100.4 10.0.0.1 ", &mut plain)
+            .unwrap(),
+        Input::Open
+    );
+    assert_eq!(t.take_client(), None);
+    assert!(!t.is_plain(), "still waiting for the header");
+    let connect = b"\x10\x0c\x00\x04MQTT";
+    let second = [&b"40000 1883\r\n"[..], connect].concat();
+    assert_eq!(t.input(&second, &mut plain).unwrap(), Input::Open);
+    assert_eq!(&plain[..], connect);
+    assert_eq!(t.take_client(), Some("198.51.100.4:40000".parse().unwrap()));
+    assert!(t.is_plain(), "no layer is left");
+}
+
+#[test]
+fn a_proxy_listener_refuses_a_connection_without_the_header() {
+    let kind = Kind {
+        proxy: true,
+        ..Kind::default()
+    };
+    let mut t = Transport::new(&kind).unwrap();
+    let mut plain = BytesMut::new();
+    let f = t.input(b"\x10\x0c\x00\x04MQTT", &mut plain).unwrap_err();
+    assert!(matches!(f.kind, FailKind::Proxy));
+    assert!(
+        f.reason.contains("no PROXY protocol header"),
+        "{}",
+        f.reason
+    );
+    assert!(plain.is_empty());
+}
+
+#[test]
+fn a_proxy_header_comes_before_tls() {
+    let (config, mut client) = pair();
+    let mut server = Transport::new(&Kind {
+        tls: Some(Arc::new(arc_swap::ArcSwap::new(config))),
+        ws: None,
+        proxy: true,
+    })
+    .unwrap();
+    let mut plain = BytesMut::new();
+    let mut v2 = b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c".to_vec();
+    v2.extend_from_slice(&[192, 0, 2, 9, 10, 0, 0, 1, 0x1F, 0x90, 0x07, 0x5B]);
+    assert_eq!(server.input(&v2, &mut plain).unwrap(), Input::Open);
+    assert_eq!(
+        server.take_client(),
+        Some("192.0.2.9:8080".parse().unwrap())
+    );
+    // The TLS handshake then runs as on any TLS listener.
+    to_server(&mut client, &mut server);
+    let answer = server.take_pending();
+    assert!(!answer.is_empty(), "a ServerHello");
+    to_client(&mut client, &answer);
+    assert!(!server.is_plain());
 }
