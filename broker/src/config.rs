@@ -72,6 +72,10 @@ pub struct ListenerConfig {
     /// WebSocket: the request path of the upgrade (`DEFAULT_WS_PATH` when not set).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// TLS with `ca`: the client certificate's Common Name or first Subject Alternative
+    /// Name is the username (the CONNECT's username and password are not used).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert_as_username: Option<CertIdentity>,
     /// Every connection must start with a PROXY protocol v1 or v2 header, whose client
     /// address is the connection's; one without it is closed.
     pub proxy_protocol: bool,
@@ -90,6 +94,7 @@ impl ListenerConfig {
             key: None,
             ca: None,
             path: None,
+            cert_as_username: None,
             proxy_protocol: false,
         }
     }
@@ -102,6 +107,16 @@ impl Default for ListenerConfig {
             ListenerKind::Tcp,
         )
     }
+}
+
+/// Which name of a client certificate is the username (`cert_as_username`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CertIdentity {
+    /// The subject's Common Name.
+    Cn,
+    /// The first DNS name, e-mail address or URI among the Subject Alternative Names.
+    San,
 }
 
 /// Transport of a listener: MQTT over TCP, TLS, WebSocket, or WebSocket over TLS.

@@ -145,6 +145,19 @@ fn check_listeners(config: &Config, out: &mut Vec<Problem>) {
                 )),
             }
         }
+        if let Some(which) = listener.cert_as_username {
+            if !kind.is_tls() || listener.ca.is_none() {
+                out.push(problem(
+                    &format!("listeners[{i}].cert_as_username"),
+                    &quoted(match which {
+                        crate::config::CertIdentity::Cn => "cn",
+                        crate::config::CertIdentity::San => "san",
+                    }),
+                    "needs client certificates: a tls or wss listener with ca (set ca to the \
+                     clients' CA file, or remove the key)",
+                ));
+            }
+        }
         match (&listener.path, kind.is_ws()) {
             (Some(p), false) => out.push(problem(
                 &format!("listeners[{i}].path"),

@@ -5,9 +5,9 @@
 //! certificate, stops start-up with a message naming the key; on SIGHUP (`reload_tls`) it
 //! keeps the old certificate serving and says why.
 
-use crate::config::{Config, ConfigError, ListenerConfig, Problem, DEFAULT_WS_PATH};
+use crate::config::{CertIdentity, Config, ConfigError, ListenerConfig, Problem, DEFAULT_WS_PATH};
 use crate::config_schema::problem;
-use crate::engine::{Listen, TransportKind, WsSettings};
+use crate::engine::{CertName, Listen, TransportKind, WsSettings};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
@@ -45,6 +45,10 @@ pub fn listens(config: &Config) -> Result<Vec<Listen>, ConfigError> {
                 tls: tls.map(|c| Arc::new(arc_swap::ArcSwap::new(c))),
                 ws,
                 proxy: l.proxy_protocol,
+                cert_username: l.cert_as_username.map(|c| match c {
+                    CertIdentity::Cn => CertName::Cn,
+                    CertIdentity::San => CertName::San,
+                }),
             },
         });
     }

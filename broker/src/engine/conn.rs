@@ -17,7 +17,7 @@ use super::tables::Sock;
 use super::transport::{Input, Transport};
 use super::waker::{any_ready, mark_ready, take_ready};
 use bytes::BytesMut;
-use codec::Packet;
+use codec::{Connect, Packet};
 use shard::{home_shard, ConnId};
 use std::rc::Rc;
 use std::task::Poll;
@@ -281,6 +281,26 @@ enum Processed {
     Backlog,
 }
 
+/// On a listener that takes the username from the client certificate, puts it in
+/// `connect` (the client's own username and password are not used); `Err` when the
+/// certificate has no such name.
+fn cert_username(ctx: &Ctx, conn: ConnId, connect: &mut Connect) -> Result<(), String> {
+    let name = ctx
+        .io
+        .borrow()
+        .get(conn.slot)
+        .and_then(|s| s.transport.cert_username());
+    match name {
+        None => Ok(()),
+        Some(Ok(user)) => {
+            connect.username = Some(user.as_str().into());
+            connect.password = None;
+            Ok(())
+        }
+        Some(Err(why)) => Err(why),
+    }
+}
+
 /// Decodes and handles every complete packet buffered for `conn`. While the shard has the
 /// connection paused, PUBLISHes (and what follows a non-ack packet) are deferred whole into
 /// `IoSlot::held` and only acknowledgements are handled (`held`); deferred packets go first
@@ -354,8 +374,15 @@ fn process(ctx: &Rc<Ctx>, conn: ConnId) -> Processed {
         }
         match codec::decode(&mut buf, &limits, version) {
             Ok(None) => break,
-            Ok(Some(Packet::Connect(connect))) if !connected => {
+            Ok(Some(Packet::Connect(mut connect))) if !connected => {
                 connected = true;
+                if let Err(why) = cert_username(ctx, conn, &mut connect) {
+                    let peer = shard.peer(conn);
+                    let code = codec::ReasonCode::NotAuthorized;
+                    shard.refuse_connect(now, conn, connect.protocol, code);
+                    ctx.transport_failed(super::transport::FailKind::Tls, &why, peer);
+                    continue;
+                }
                 let home = home_shard(&connect.client_id, ctx.nr);
                 if home == ctx.id {
                     shard.handle_connect(now, conn, connect);

@@ -38,7 +38,7 @@ const MAX_TABLES: usize = crate::rlimit::MAX_TABLES as usize;
 /// Capacity of each shard-to-shard ring, in batches.
 const MESH_CAPACITY: usize = 1024;
 
-pub use transport::{Kind as TransportKind, TlsSettings, WsSettings};
+pub use transport::{CertName, Kind as TransportKind, TlsSettings, WsSettings};
 
 /// One listening address, and what its connections are carried in (TLS, WebSocket, both, or
 /// neither: plain TCP).

@@ -235,6 +235,20 @@ impl Shard {
         self.pump(now_ms, key);
     }
 
+    /// Refuses, with `code`, a CONNECT of `protocol` that the broker turned down before the
+    /// shard saw it (a client certificate without the name its listener takes as username).
+    pub fn refuse_connect(
+        &mut self,
+        now_ms: u64,
+        conn: ConnId,
+        protocol: codec::ProtocolVersion,
+        code: ReasonCode,
+    ) {
+        let Some(c) = self.conn_mut(conn) else { return };
+        c.version = protocol;
+        self.refuse(now_ms, conn, code);
+    }
+
     /// Refuses a CONNECT with `code` and closes the connection [MQTT-3.2.2-6].
     pub(super) fn refuse(&mut self, now_ms: u64, conn: ConnId, code: ReasonCode) {
         let ack = ConnAck {

@@ -8,10 +8,12 @@
 //! a pong, the rest of a partial send) wait in the transport and go before any new output;
 //! a hand-off moves the transport, with them, to the home shard.
 
+mod cert_name;
 mod proxy;
 mod tls_session;
 mod websocket;
 
+pub use cert_name::CertName;
 pub use websocket::WsSettings;
 
 use bytes::BytesMut;
@@ -36,6 +38,8 @@ pub struct Layers {
     /// The client a PROXY header named, until the connection takes it.
     client: Option<SocketAddr>,
     tls: Option<TlsSession>,
+    /// The client certificate's name replaces the CONNECT's username.
+    cert_username: Option<CertName>,
     ws: Option<WsSession>,
     pending: BytesMut,
 }
@@ -51,6 +55,8 @@ pub struct Kind {
     pub ws: Option<Arc<WsSettings>>,
     /// Connections start with a PROXY protocol header, required.
     pub proxy: bool,
+    /// TLS with client certificates: this name of the certificate is the username.
+    pub cert_username: Option<CertName>,
 }
 
 /// What `input` found besides MQTT bytes.
@@ -85,6 +91,7 @@ impl Transport {
             proxy: kind.proxy.then(BytesMut::new),
             client: None,
             tls,
+            cert_username: kind.cert_username,
             ws: kind.ws.as_ref().map(WsSession::new),
             pending: BytesMut::new(),
         })))
@@ -137,6 +144,19 @@ impl Transport {
             *self = Transport::Plain;
         }
         client
+    }
+
+    /// The username the client certificate gives, on a listener that takes it from there
+    /// (`None` elsewhere), or why it gives none.
+    pub fn cert_username(&self) -> Option<Result<String, String>> {
+        let Transport::Layered(l) = self else {
+            return None;
+        };
+        let which = l.cert_username?;
+        Some(match l.tls.as_ref().and_then(|t| t.peer_certificate()) {
+            Some(der) => cert_name::username(der, which),
+            None => Err("no client certificate to take the username from".into()),
+        })
     }
 
     /// True when MQTT output goes to the socket as it is (plain TCP).

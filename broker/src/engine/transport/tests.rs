@@ -38,6 +38,7 @@ fn tls_server(config: &Arc<rustls::ServerConfig>) -> Transport {
         tls: Some(Arc::new(arc_swap::ArcSwap::new(config.clone()))),
         ws: None,
         proxy: false,
+        cert_username: None,
     })
     .unwrap()
 }
@@ -239,6 +240,7 @@ fn a_proxy_header_comes_before_tls() {
         tls: Some(Arc::new(arc_swap::ArcSwap::new(config))),
         ws: None,
         proxy: true,
+        cert_username: None,
     })
     .unwrap();
     let mut plain = BytesMut::new();

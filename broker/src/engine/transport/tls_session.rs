@@ -22,6 +22,11 @@ impl TlsSession {
         Ok(TlsSession { conn })
     }
 
+    /// The client's certificate (DER), once the handshake verified it.
+    pub fn peer_certificate(&self) -> Option<&[u8]> {
+        self.conn.peer_certificates()?.first().map(|c| c.as_ref())
+    }
+
     /// Records in: their plaintext is appended to `plain`, handshake answers to `wire`.
     pub fn input(
         &mut self,
