@@ -9,6 +9,9 @@ command -v mosquitto_pub >/dev/null 2>&1 || need_apt+=(mosquitto-clients)
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
 # The TLS tests make their certificates with the openssl command.
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+# MQTT.js runs under node; npm installs it.
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "== installing ${need_apt[*]}"
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
@@ -31,6 +34,11 @@ if ! "$VENV/bin/python" -c 'import paho.mqtt, pytest' >/dev/null 2>&1; then
   "$VENV/bin/python" -m pip install -q 'paho-mqtt>=2,<3' pytest
 fi
 PY="$PWD/$VENV/bin/python"
+# MQTT.js (npm `mqtt`) for the WebSocket tests, in a directory of our own.
+if [ ! -f target/test-node/node_modules/mqtt/package.json ]; then
+  echo "== installing MQTT.js into target/test-node"
+  npm install -s --no-audit --no-fund --prefix target/test-node mqtt@5 >/dev/null
+fi
 
 echo "== fmt";    cargo fmt --all -- --check
 echo "== clippy"; cargo clippy --workspace --all-targets -- -D warnings
