@@ -104,12 +104,22 @@ pub struct Common {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
-    /// TLS (not supported by this build yet).
+    /// MQTT over TLS (with --ws: WebSocket over TLS). Without --cafile the broker's
+    /// certificate is not verified.
     #[arg(long)]
     pub tls: bool,
-    /// WebSocket (not supported by this build yet).
+    /// CA certificates (PEM) to verify the broker's certificate with.
+    #[arg(long, requires = "tls")]
+    pub cafile: Option<std::path::PathBuf>,
+    /// The name to ask the broker's certificate for (SNI, and checked with --cafile).
+    #[arg(long = "server-name", default_value = "localhost")]
+    pub server_name: String,
+    /// MQTT over WebSocket (subprotocol mqtt).
     #[arg(long)]
     pub ws: bool,
+    /// The WebSocket upgrade path.
+    #[arg(long = "ws-path", default_value = "/mqtt")]
+    pub ws_path: String,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -211,12 +221,21 @@ pub fn build(cmd: &Cmd) -> Result<(RunSpec, Phases)> {
         Cmd::Shared(a) => (Scenario::Shared, &a.common),
         Cmd::Worker(_) | Cmd::NullBroker(_) => bail!("not a run subcommand"),
     };
-    if common.tls {
-        bail!("--tls: not supported by this build yet");
+    if !common.ws_path.starts_with('/') {
+        bail!(
+            "--ws-path {}: must start with /, e.g. /mqtt",
+            common.ws_path
+        );
     }
-    if common.ws {
-        bail!("--ws: not supported by this build yet");
-    }
+    let tunnel = crate::engine::tunnel::TunnelSpec {
+        tls: common.tls.then(|| crate::engine::tunnel::TlsSpec {
+            server_name: common.server_name.clone(),
+            cafile: common.cafile.clone(),
+        }),
+        ws_path: common.ws.then(|| common.ws_path.clone()),
+    };
+    // A bad CA file or server name stops the run here, not in every worker.
+    tunnel.client_config()?;
     let c = common.count;
     let n = common.start;
     let mut groups: Vec<(Role, u64, String)> = Vec::new();
@@ -358,6 +377,7 @@ pub fn build(cmd: &Cmd) -> Result<(RunSpec, Phases)> {
             + phases.duration_s
             + phases.drain_s
             + 30,
+        tunnel,
     };
     Ok((spec, phases))
 }

@@ -118,10 +118,14 @@ fn scenarios_make_their_groups() {
 
 #[test]
 fn refusals_name_the_fix() {
-    let e = parse(&["conn", "--tls"]).unwrap_err().to_string();
-    assert_eq!(e, "--tls: not supported by this build yet");
-    let e = parse(&["conn", "--ws"]).unwrap_err().to_string();
-    assert_eq!(e, "--ws: not supported by this build yet");
+    let e = parse(&["conn", "--ws", "--ws-path", "mqtt"])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("must start with /"), "{e}");
+    let e = parse(&["conn", "--tls", "--cafile", "/nonexistent.pem"])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("--cafile /nonexistent.pem"), "{e}");
     let e = parse(&["p2p", "-s", "10"]).unwrap_err().to_string();
     assert!(e.contains("use -s 24 or more"), "{e}");
     assert!(parse(&["pub", "-c", "1"])
@@ -130,6 +134,19 @@ fn refusals_name_the_fix() {
         .contains("-t TOPIC is required"));
     assert!(parse(&["pub", "-t", "a/%z"]).is_err());
     assert!(parse(&["conn", "-c", "1", "-V", "6"]).is_err());
+}
+
+#[test]
+fn tls_and_ws_flags_make_the_tunnel() {
+    let (s, _) = parse(&["conn", "--tls", "--ws", "--server-name", "broker.example"]).unwrap();
+    let tls = s.tunnel.tls.as_ref().unwrap();
+    assert_eq!(
+        (tls.server_name.as_str(), tls.cafile.as_ref()),
+        ("broker.example", None)
+    );
+    assert_eq!(s.tunnel.ws_path.as_deref(), Some("/mqtt"));
+    let (s, _) = parse(&["conn"]).unwrap();
+    assert!(s.tunnel.is_plain());
 }
 
 #[test]

@@ -104,6 +104,9 @@ pub struct RunSpec {
     pub connect_timeout_s: u64,
     /// Longest the whole run may take; a worker exits by itself past it.
     pub hard_deadline_s: u64,
+    /// TLS and/or WebSocket around each connection (`--tls`, `--ws`).
+    #[serde(default)]
+    pub tunnel: crate::engine::tunnel::TunnelSpec,
 }
 
 impl RunSpec {

@@ -83,6 +83,8 @@ pub struct Conn {
     pub last_tx_ns: u64,
     pub pubs: Option<Box<PubState>>,
     pub subs: Option<Box<SubState>>,
+    /// TLS and/or WebSocket between the socket and `wbuf`/`rbuf` (none for plain TCP).
+    pub tunnel: Option<Box<super::tunnel::Tunnel>>,
 }
 
 /// What the loop must do after a packet.
@@ -166,6 +168,7 @@ impl Conn {
             last_tx_ns: now,
             pubs,
             subs,
+            tunnel: None,
         })
     }
 

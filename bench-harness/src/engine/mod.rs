@@ -14,6 +14,7 @@ pub mod client;
 mod net;
 mod rawpub;
 pub mod sys;
+pub mod tunnel;
 
 use crate::pace::Pacer;
 use crate::payload::now_ns;
@@ -57,6 +58,10 @@ struct Worker {
     pub_pacer: Option<Pacer>,
     payload: Bytes,
     scratch: BytesMut,
+    /// Wire bytes of one read of a tunnelled connection, before TLS/WebSocket.
+    raw: BytesMut,
+    /// The rustls client settings of a TLS run.
+    tls_config: Option<std::sync::Arc<rustls::ClientConfig>>,
     limits: Limits,
     ready_sent: bool,
     draining: bool,
@@ -107,6 +112,7 @@ pub fn run(spec: RunSpec, index: usize) -> Result<()> {
         hists: Hists::default(),
         interval: Hists::default(),
     };
+    let tls_config = spec.tunnel.client_config()?;
     let ep = sys::Epoll::new()?;
     sys::set_nonblocking(0)?;
     ep.add(0, TOKEN_STDIN, sys::EV_IN)?;
@@ -125,6 +131,8 @@ pub fn run(spec: RunSpec, index: usize) -> Result<()> {
         pub_pacer: None,
         payload,
         scratch: BytesMut::with_capacity(READ_CHUNK),
+        raw: BytesMut::new(),
+        tls_config,
         limits: Limits {
             max_packet_size: 64 * 1024 * 1024,
         },

@@ -76,6 +76,19 @@ impl Worker {
                 return;
             }
         };
+        let mut conn = conn;
+        if !self.spec.tunnel.is_plain() {
+            let host = self.spec.hosts[h];
+            match super::tunnel::Tunnel::new(&self.spec.tunnel, self.tls_config.as_ref(), host) {
+                Ok(t) => conn.tunnel = Some(Box::new(t)),
+                Err(e) => {
+                    sys::close(fd);
+                    self.ctx.counters.conn_failed += 1;
+                    self.warn(&format!("TLS/WebSocket set-up: {e:#}"));
+                    return;
+                }
+            }
+        }
         let slot = self.conns.len();
         if let Err(e) = self.ep.add(fd, slot as u64, sys::EV_CONN) {
             sys::close(fd);
@@ -140,9 +153,16 @@ impl Worker {
                 self.scratch.extend_from_slice(&c.rbuf);
                 c.rbuf.clear();
             }
-            self.scratch.reserve(READ_CHUNK);
-            let want = self.scratch.capacity() - self.scratch.len();
-            let n = match sys::read_into(c.fd, &mut self.scratch) {
+            let tunnelled = c.tunnel.is_some();
+            let target = if tunnelled {
+                self.raw.clear();
+                &mut self.raw
+            } else {
+                &mut self.scratch
+            };
+            target.reserve(READ_CHUNK);
+            let want = target.capacity() - target.len();
+            let n = match sys::read_into(c.fd, target) {
                 Ok(0) => {
                     self.close(slot, now);
                     return;
@@ -158,6 +178,17 @@ impl Worker {
                     return;
                 }
             };
+            if let Some(t) = c.tunnel.as_mut() {
+                if let Err(e) = t.input(&self.raw, &mut self.scratch) {
+                    self.close(slot, now);
+                    self.warn(&format!("TLS/WebSocket from broker: {e:#}"));
+                    return;
+                }
+                if !t.out().is_empty() {
+                    // A handshake step or a pong to send.
+                    c.dirty = true;
+                }
+            }
             self.ctx.counters.bytes_in += n as u64;
             // The receive time of what this read returned: bytes may have arrived after the
             // loop's wake-up, and a stale clock would clip their latency to zero.
@@ -230,6 +261,7 @@ impl Worker {
         c.phase = Phase::Closed;
         c.wbuf = BytesMut::new();
         c.rbuf = BytesMut::new();
+        c.tunnel = None;
     }
 
     pub(super) fn flush(&mut self, slot: usize) {
@@ -238,12 +270,27 @@ impl Worker {
         if !c.writable || c.phase == Phase::Connecting {
             return;
         }
-        while !c.wbuf.is_empty() {
-            match sys::write(c.fd, &c.wbuf) {
+        let out = match c.tunnel.as_mut() {
+            Some(t) => {
+                if !c.wbuf.is_empty() {
+                    let sealed = t.seal(&c.wbuf);
+                    c.wbuf.clear();
+                    if let Err(e) = sealed {
+                        self.close(slot, now_ns());
+                        self.warn(&format!("TLS/WebSocket to broker: {e:#}"));
+                        return;
+                    }
+                }
+                t.out()
+            }
+            None => &mut c.wbuf,
+        };
+        while !out.is_empty() {
+            match sys::write(c.fd, out) {
                 Ok(n) => {
                     self.ctx.counters.bytes_out += n as u64;
                     // advance, not split_to: no new handle, the buffer is reused in place.
-                    bytes::Buf::advance(&mut c.wbuf, n);
+                    bytes::Buf::advance(out, n);
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
                     c.writable = false;
