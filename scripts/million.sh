@@ -33,6 +33,7 @@ Usage: $(basename "$0") [-n N] [-r RATE] [--hold SECS] [--port PORT] [--shards K
   --ifaddr LIST  source addresses for the harness (default: enough 127.0.0.x, at least 4)
   --no-check     do not run kernel-tuning/check.sh
   --kv           also print the results as key=value lines (for bench-vs-peers.sh)
+  --bench-args A extra ringmq-bench arguments, e.g. "--tls" (connections over TLS)
   --save         after a ringmq run, write kernel-tuning/measured.env (BYTES_PER_CONN=...),
                  which kernel-tuning/check.sh reads for its memory estimate
 
@@ -52,6 +53,7 @@ IFADDR=""
 CHECK=1
 KV=0
 SAVE=0
+BENCH_ARGS=""
 while [ $# -gt 0 ]; do
   case "$1" in
     -n) N=$2; shift ;;
@@ -66,6 +68,7 @@ while [ $# -gt 0 ]; do
     --no-check) CHECK=0 ;;
     --kv) KV=1 ;;
     --save) SAVE=1 ;;
+    --bench-args) BENCH_ARGS=$2; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "million.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
   esac
@@ -184,7 +187,8 @@ rest=[c for c in sorted(os.sched_getaffinity(0)) if c not in mine]
 print(','.join(map(str, rest)))")
   [ -n "$OTHER" ] && HPIN=(taskset -c "$OTHER")
 fi
-"${HPIN[@]}" "$BENCH" conn -p "$PORT" -c "$N" -R "$RATE" --hold "$HOLD" --ifaddr "$IFADDR" --json >"$TMP/bench.json" &
+# shellcheck disable=SC2086 # BENCH_ARGS is a list of arguments
+"${HPIN[@]}" "$BENCH" conn -p "$PORT" -c "$N" -R "$RATE" --hold "$HOLD" --ifaddr "$IFADDR" $BENCH_ARGS --json >"$TMP/bench.json" &
 HB=$!
 PEAK=$RSS0
 while kill -0 $HB 2>/dev/null; do
