@@ -27,8 +27,9 @@ pub struct WsSettings {
 const SUBPROTOCOLS: [&str; 2] = ["mqtt", "mqttv3.1"];
 
 /// tungstenite's read buffer per connection (its default, 128 KiB, is far too much to hold
-/// for each of many connections).
-const READ_BUFFER: usize = 4 * 1024;
+/// for each of many connections; 4 KiB made an idle WebSocket connection cost 7.2 KB, 1 KiB
+/// 4.1 KB, with no loss of p2p throughput measured).
+const READ_BUFFER: usize = 1024;
 
 /// Bytes in and out of the WebSocket machinery.
 #[derive(Default)]
@@ -45,6 +46,10 @@ impl Read for Pipe {
         let n = buf.len().min(self.input.len());
         buf[..n].copy_from_slice(&self.input[..n]);
         self.input.advance(n);
+        if self.input.is_empty() {
+            // An idle connection holds no input buffer.
+            self.input = BytesMut::new();
+        }
         Ok(n)
     }
 }
