@@ -258,3 +258,14 @@ fn a_proxy_header_comes_before_tls() {
     to_client(&mut client, &answer);
     assert!(!server.is_plain());
 }
+
+#[test]
+fn a_client_that_offers_the_post_quantum_hybrid_gets_it() {
+    // The client here uses the same provider as the harness (aws-lc-rs, post-quantum first).
+    let (config, mut client) = pair();
+    let mut server = tls_server(&config);
+    handshake(&mut client, &mut server);
+    let group = client.negotiated_key_exchange_group().unwrap().name();
+    assert_eq!(group, rustls::NamedGroup::X25519MLKEM768);
+    assert_eq!(client.protocol_version(), Some(rustls::ProtocolVersion::TLSv1_3));
+}
