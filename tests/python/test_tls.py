@@ -251,3 +251,35 @@ def test_sighup_swaps_the_certificate_without_dropping_a_connection(broker, pki,
     assert [m.payload for m in old.inbox.wait_for(1)] == [b"still connected"]
     for c in (old, new, again):
         c.disconnect()
+
+
+def test_a_burst_of_handshakes_is_served_whole_in_turns(broker, pki):
+    """More ClientHellos at once than a poller pass takes (8): the rest wait their turn and
+    every client gets its CONNACK; a plain client is served meanwhile."""
+    import threading
+    from mqtt_raw import connect
+    b, tls = tls_broker(broker, pki, shards=1)
+    ok = paho(b, "burst-bystander")
+    ok.subscribe("burst/t", 1)
+    ctx = ssl.create_default_context(cafile=str(pki / "ca.pem"))
+    socks = [socket.create_connection((tls.host, tls.port), timeout=10) for _ in range(64)]
+    acks, errors = [], []
+
+    def one(i, raw):
+        try:
+            with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                s.sendall(connect(f"burst-{i}"))
+                acks.append(s.recv(4))
+        except (OSError, ssl.SSLError) as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=one, args=(i, s)) for i, s in enumerate(socks)]
+    for t in threads:
+        t.start()
+    ok.publish("burst/t", "meanwhile", qos=1)
+    for t in threads:
+        t.join(20)
+    assert not errors, errors
+    assert sorted(acks) == [b"\x20\x02\x00\x00"] * 64
+    assert [m.payload for m in ok.inbox.wait_for(1)] == [b"meanwhile"]
+    ok.disconnect()

@@ -86,6 +86,11 @@ const BUF_HIGH: usize = 512 * 1024;
 /// Empty poller passes before an idle shard parks (arms the ring's eventfd and sleeps).
 pub const SPIN_PASSES: u32 = 64;
 
+/// TLS handshake steps (a ClientHello costs a key exchange and a signature, about 0.3 ms)
+/// done per poller pass; more wait for the next pass, so a burst of new TLS clients delays
+/// the shard's other connections by a few milliseconds at most, not by the whole burst.
+const HANDSHAKES_PER_PASS: u32 = 8;
+
 /// Completions handled per poller pass before queued connections get their turn.
 const REAP_BATCH: usize = 4096;
 
@@ -95,6 +100,7 @@ pub async fn poller(ctx: Rc<Ctx>) {
     let mut done: Vec<Completion> = Vec::with_capacity(REAP_BATCH);
     let mut idle_passes = 0u32;
     futures_lite::future::poll_fn(|cx| loop {
+        ctx.handshake_budget.set(HANDSHAKES_PER_PASS);
         let mut reaped = false;
         for t in 0..ctx.tables.len() as u16 {
             ctx.tables.get(t).ring.reap(&mut done);
@@ -159,14 +165,34 @@ pub fn on_recv(ctx: &Rc<Ctx>, sock: Sock, gen: u32, c: Completion) {
 }
 
 fn conn_recv(ctx: &Rc<Ctx>, slot: u32, data: &[u8], c: &Completion) {
+    let mut ended = false;
+    if !c.more() {
+        if let Some(s) = ctx.io.borrow_mut().get_mut(slot) {
+            s.recv = Recv::Off;
+        }
+        // End of stream, or an error other than "no buffer free" / "cancelled by us".
+        ended = c.res == 0 || (c.res < 0 && c.res != -libc::ENOBUFS && c.res != -libc::ECANCELED);
+    }
+    ctx.bytes_received
+        .set(ctx.bytes_received.get() + data.len() as u64);
+    take_input(ctx, slot, data, ended);
+}
+
+/// Feeds wire bytes `data` of `slot` through its transport, or keeps them for a later pass
+/// when they are a TLS handshake step and this pass has done its share (`HANDSHAKES_PER_PASS`)
+/// or earlier bytes wait; then closes the connection if it `ended` or failed, sends what the
+/// transport has to answer, and queues the connection for the poller.
+fn take_input(ctx: &Rc<Ctx>, slot: u32, data: &[u8], ended: bool) {
     let (lost, failed, flush) = {
         let mut io = ctx.io.borrow_mut();
         let Some(s) = io.get_mut(slot) else { return };
-        let mut ended = false;
+        let mut ended = ended;
         let mut failed = None;
-        if !data.is_empty() {
-            ctx.bytes_received
-                .set(ctx.bytes_received.get() + data.len() as u64);
+        let wait =
+            s.transport.has_deferred() || (s.transport.is_handshaking() && !ctx.handshake_turn());
+        if wait && !data.is_empty() {
+            s.transport.defer(data);
+        } else if !data.is_empty() {
             match s.transport.input(data, &mut s.buf) {
                 Ok(Input::Open) => {}
                 Ok(Input::Closed) => ended = true,
@@ -184,12 +210,6 @@ fn conn_recv(ctx: &Rc<Ctx>, slot: u32, data: &[u8], c: &Completion) {
                     alert: BytesMut::new(),
                 });
             }
-        }
-        if !c.more() {
-            s.recv = Recv::Off;
-            // End of stream, or an error other than "no buffer free" / "cancelled by us".
-            ended |=
-                c.res == 0 || (c.res < 0 && c.res != -libc::ENOBUFS && c.res != -libc::ECANCELED);
         }
         let flush = s.transport.has_pending() && !s.sending;
         ((ended || failed.is_some()).then_some(s.conn), failed, flush)
@@ -231,6 +251,16 @@ fn poll_slot(ctx: &Rc<Ctx>, slot: u32) {
         ctx.mesh.park(slot);
         set_reading(ctx, slot, false);
         return;
+    }
+    let deferred = ctx
+        .io
+        .borrow_mut()
+        .get_mut(slot)
+        .filter(|s| s.transport.has_deferred())
+        .map(|s| s.transport.take_deferred());
+    if let Some(bytes) = deferred {
+        // A handshake step put off by an earlier pass: now, or on a later pass again.
+        return take_input(ctx, slot, &bytes, false);
     }
     let backlog = match process(ctx, conn) {
         Processed::Gone => return,

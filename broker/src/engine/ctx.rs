@@ -97,6 +97,8 @@ pub struct Ctx {
     pub transport_failures: super::transport::Failures,
     /// Peer addresses asked of the ring and not answered yet.
     pub peer_asks: RefCell<super::peer::Asks>,
+    /// TLS handshake steps this poller pass may still do (`conn::HANDSHAKES_PER_PASS`).
+    pub handshake_budget: Cell<u32>,
 }
 
 impl Ctx {
@@ -133,6 +135,7 @@ impl Ctx {
             linger: RefCell::new(Default::default()),
             transport_failures: Default::default(),
             peer_asks: Default::default(),
+            handshake_budget: Cell::new(0),
         }
     }
 
@@ -144,6 +147,13 @@ impl Ctx {
     }
 
     /// A connection's transport failed with `reason` (counted; the log is rate-limited).
+    /// Takes one of this pass's TLS handshake steps; false when none is left.
+    pub fn handshake_turn(&self) -> bool {
+        let left = self.handshake_budget.get();
+        self.handshake_budget.set(left.saturating_sub(1));
+        left > 0
+    }
+
     /// A connection's transport failed: counted, and logged rarely with the client's
     /// address when known.
     pub fn transport_failed(

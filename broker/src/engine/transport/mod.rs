@@ -38,6 +38,8 @@ pub struct Layers {
     /// The client a PROXY header named, until the connection takes it.
     client: Option<SocketAddr>,
     tls: Option<TlsSession>,
+    /// Wire bytes of a TLS handshake put off to a later poller pass (`defer`).
+    deferred: BytesMut,
     /// The client certificate's name replaces the CONNECT's username.
     cert_username: Option<CertName>,
     ws: Option<WsSession>,
@@ -91,6 +93,7 @@ impl Transport {
             proxy: kind.proxy.then(BytesMut::new),
             client: None,
             tls,
+            deferred: BytesMut::new(),
             cert_username: kind.cert_username,
             ws: kind.ws.as_ref().map(WsSession::new),
             pending: BytesMut::new(),
@@ -141,9 +144,36 @@ impl Transport {
         };
         let client = l.client.take();
         if l.proxy.is_none() && l.tls.is_none() && l.ws.is_none() && l.pending.is_empty() {
+            // Nothing is deferred either: only TLS defers.
             *self = Transport::Plain;
         }
         client
+    }
+
+    /// A TLS handshake is under way: its next step costs the executor real CPU time (key
+    /// exchange, signature), so the poller spends a bounded number of them per pass.
+    pub fn is_handshaking(&self) -> bool {
+        matches!(self, Transport::Layered(l) if l.tls.as_ref().is_some_and(|t| t.is_handshaking()))
+    }
+
+    /// Wire bytes wait for a later pass (`defer`); later bytes must queue behind them.
+    pub fn has_deferred(&self) -> bool {
+        matches!(self, Transport::Layered(l) if !l.deferred.is_empty())
+    }
+
+    /// Keeps wire bytes of a handshake for a later pass, in order.
+    pub fn defer(&mut self, wire: &[u8]) {
+        if let Transport::Layered(l) = self {
+            l.deferred.extend_from_slice(wire);
+        }
+    }
+
+    /// The wire bytes put off, to be given to `input` now.
+    pub fn take_deferred(&mut self) -> BytesMut {
+        match self {
+            Transport::Plain => BytesMut::new(),
+            Transport::Layered(l) => std::mem::take(&mut l.deferred),
+        }
     }
 
     /// The username the client certificate gives, on a listener that takes it from there

@@ -267,5 +267,8 @@ fn a_client_that_offers_the_post_quantum_hybrid_gets_it() {
     handshake(&mut client, &mut server);
     let group = client.negotiated_key_exchange_group().unwrap().name();
     assert_eq!(group, rustls::NamedGroup::X25519MLKEM768);
-    assert_eq!(client.protocol_version(), Some(rustls::ProtocolVersion::TLSv1_3));
+    assert_eq!(
+        client.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_3)
+    );
 }

@@ -22,6 +22,11 @@ impl TlsSession {
         Ok(TlsSession { conn })
     }
 
+    /// The handshake has not ended yet.
+    pub fn is_handshaking(&self) -> bool {
+        self.conn.is_handshaking()
+    }
+
     /// The client's certificate (DER), once the handshake verified it.
     pub fn peer_certificate(&self) -> Option<&[u8]> {
         self.conn.peer_certificates()?.first().map(|c| c.as_ref())
