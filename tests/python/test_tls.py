@@ -283,3 +283,27 @@ def test_a_burst_of_handshakes_is_served_whole_in_turns(broker, pki):
     assert sorted(acks) == [b"\x20\x02\x00\x00"] * 64
     assert [m.payload for m in ok.inbox.wait_for(1)] == [b"meanwhile"]
     ok.disconnect()
+
+
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
+def test_tls_1_2_and_1_3_with_alpn_mqtt(broker, pki, version):
+    b, tls = tls_broker(broker, pki, shards=1)
+    from mqtt_raw import connect
+    ctx = ssl.create_default_context(cafile=str(pki / "ca.pem"))
+    ctx.minimum_version = ctx.maximum_version = version
+    ctx.set_alpn_protocols(["mqtt"])
+    with socket.create_connection((tls.host, tls.port), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            assert s.version() == {ssl.TLSVersion.TLSv1_2: "TLSv1.2",
+                                   ssl.TLSVersion.TLSv1_3: "TLSv1.3"}[version]
+            assert s.selected_alpn_protocol() == "mqtt"
+            s.sendall(connect(f"tls-{version.name}"))
+            assert s.recv(4) == b"\x20\x02\x00\x00"
+    # A client that asks for another protocol only is refused by ALPN, not served.
+    ctx.set_alpn_protocols(["http/1.1"])
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        with socket.create_connection((tls.host, tls.port), timeout=5) as raw:
+            with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                s.sendall(connect("tls-http"))
+                assert s.recv(4) == b""
+    b.assert_alive()
