@@ -343,6 +343,96 @@ mod tests {
         );
     }
 
+    /// Reaps until `n` completions came (or 2 s passed).
+    fn wait_for(ring: &Ring, n: usize) -> Vec<Completion> {
+        let mut got = Vec::new();
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while got.len() < n && std::time::Instant::now() < until {
+            ring.submit();
+            ring.reap(&mut got);
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        got
+    }
+
+    /// What the engine relies on when every provided buffer is taken (completions not yet
+    /// reaped): the multishot receive ends with ENOBUFS, no byte is lost, and once buffers
+    /// are given back a new receive reads the rest, in order.
+    #[test]
+    fn an_exhausted_buffer_ring_ends_the_receive_and_loses_nothing() {
+        use io_uring::{opcode, types};
+        use std::io::Write;
+        use std::os::fd::AsRawFd;
+        // SAFETY: a plain eventfd, closed at the end of the test.
+        let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        assert!(efd >= 0);
+        let ring = Ring::new(4, 2, 64, efd).unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let accept = opcode::Accept::new(
+            types::Fd(listener.as_raw_fd()),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        )
+        .file_index(Some(types::DestinationSlot::auto_target()))
+        .build()
+        .user_data(1);
+        // SAFETY: no buffers.
+        unsafe { ring.push(accept) };
+        ring.submit();
+        let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let accepted = wait_for(&ring, 1);
+        assert!(accepted[0].res >= 0, "accept: {}", accepted[0].res);
+        let slot = accepted[0].res as u32;
+        let sent: Vec<u8> = (0..200u32).map(|i| i as u8).collect();
+        client.write_all(&sent).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let recv = || {
+            opcode::RecvMulti::new(types::Fixed(slot), BGID)
+                .build()
+                .user_data(2)
+        };
+        // SAFETY: the receive writes only into the ring's provided buffers.
+        unsafe { ring.push(recv()) };
+        let first = wait_for(&ring, 3);
+        assert_eq!(
+            first.len(),
+            3,
+            "{:?}",
+            first.iter().map(|c| c.res).collect::<Vec<_>>()
+        );
+        let mut got = Vec::new();
+        for c in &first[..2] {
+            assert!(c.more() && c.res == 64);
+            let bid = c.buffer().unwrap();
+            got.extend_from_slice(ring.buffer(bid, 64));
+            ring.give_back(bid);
+        }
+        assert_eq!(first[2].res, -libc::ENOBUFS);
+        assert!(!first[2].more(), "ENOBUFS ends the multishot receive");
+        // Buffers back, receive again (one receive at a time): the rest arrives.
+        let mut armed = false;
+        for _ in 0..50 {
+            if got.len() == sent.len() {
+                break;
+            }
+            if !armed {
+                // SAFETY: as above.
+                unsafe { ring.push(recv()) };
+                armed = true;
+            }
+            for c in wait_for(&ring, 1) {
+                if let Some(bid) = c.buffer() {
+                    got.extend_from_slice(ring.buffer(bid, c.res.max(0) as usize));
+                    ring.give_back(bid);
+                }
+                armed &= c.more();
+            }
+        }
+        assert_eq!(got, sent);
+        // SAFETY: our eventfd.
+        unsafe { libc::close(efd) };
+    }
+
     #[test]
     fn the_probe_passes_on_this_kernel() {
         probe().expect("io_uring with direct descriptors and buffer rings");
