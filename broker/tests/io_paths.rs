@@ -1,6 +1,7 @@
 //! The engine's I/O paths with the real binary and raw sockets: a pause in the middle of a
 //! read buffer (held packets handled in order on resume), packets split across reads, output
-//! that the socket takes only in part, and a hand-off to another shard with bytes in flight.
+//! that the socket takes only in part, a hand-off to another shard with bytes in flight, and a
+//! client that resets while a send to it is in flight.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -270,4 +271,42 @@ fn a_hand_off_to_another_shard_carries_the_bytes_read_after_connect() {
         assert_eq!(delivered.as_deref(), Some(id.as_bytes()));
     }
     assert!(started.elapsed() < Duration::from_secs(20));
+}
+
+#[test]
+fn a_client_that_resets_while_a_send_is_in_flight_is_cleaned_up_and_disturbs_no_one() {
+    for shards in [1, 2] {
+        let (_b, port) = start(shards, "");
+        let mut other = Client::open(port, "bystander");
+        other.send(&subscribe(1, "side/t", 1));
+        assert_eq!(other.read().kind(), 9);
+        let mut publisher = Client::open(port, "flood-pub");
+        for round in 0..5u8 {
+            let id = format!("resetter-{round}");
+            let mut sub = Client::open(port, &id);
+            sub.send(&subscribe(1, "flood/t", 0));
+            assert_eq!(sub.read().kind(), 9);
+            // More than the socket takes: sends stay in flight (or partial) when it goes.
+            let payload = vec![round; 200_000];
+            for _ in 0..20 {
+                publisher.send(&publish("flood/t", &payload, 0, 0));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+            // An abortive close (RST) with the broker's output unread.
+            let s2 = socket2::SockRef::from(&sub.sock);
+            s2.set_linger(Some(Duration::ZERO)).unwrap();
+            drop(sub);
+        }
+        // The broker serves everyone else, and the same ids connect again.
+        publisher.send(&publish("side/t", b"after", 1, 7));
+        assert_eq!(publisher.read().kind(), 4, "PUBACK");
+        let p = other.read();
+        assert_eq!((p.kind(), p.publish().1), (3, &b"after"[..]));
+        let mut again = Client::open(port, "resetter-0");
+        again.send(&subscribe(2, "flood/t", 0));
+        assert_eq!(again.read().kind(), 9);
+        publisher.send(&publish("flood/t", b"small", 0, 0));
+        let p = again.read();
+        assert_eq!(p.publish().1, b"small");
+    }
 }
