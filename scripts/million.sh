@@ -188,7 +188,7 @@ print(','.join(map(str, rest)))")
   [ -n "$OTHER" ] && HPIN=(taskset -c "$OTHER")
 fi
 # shellcheck disable=SC2086 # BENCH_ARGS is a list of arguments
-"${HPIN[@]}" "$BENCH" conn -p "$PORT" -c "$N" -R "$RATE" --hold "$HOLD" --ifaddr "$IFADDR" $BENCH_ARGS --json >"$TMP/bench.json" &
+"${HPIN[@]}" "$BENCH" conn -p "$PORT" -c "$N" -R "$RATE" --hold "$HOLD" --ifaddr "$IFADDR" --progress $BENCH_ARGS --json >"$TMP/bench.json" &
 HB=$!
 PEAK=$RSS0
 while kill -0 $HB 2>/dev/null; do

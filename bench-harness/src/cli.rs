@@ -104,6 +104,10 @@ pub struct Common {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// A progress line every second on stderr, also when it is not a terminal (a log, a
+    /// pipe; a terminal gets a live line anyway).
+    #[arg(long)]
+    pub progress: bool,
     /// MQTT over TLS (with --ws: WebSocket over TLS). Without --cafile the broker's
     /// certificate is not verified.
     #[arg(long)]
@@ -207,6 +211,8 @@ pub struct Phases {
     pub duration_s: u64,
     pub drain_s: u64,
     pub json: bool,
+    /// Progress lines every second whatever stderr is (`--progress`).
+    pub progress: bool,
 }
 
 /// Builds the run spec and phases for a run subcommand.
@@ -244,6 +250,7 @@ pub fn build(cmd: &Cmd) -> Result<(RunSpec, Phases)> {
         duration_s: 0,
         drain_s: 0,
         json: common.json,
+        progress: common.progress,
     };
     let (mut qos, mut retain, mut payload, mut interval_ms, mut limit, mut inflight) =
         (0, false, 0, 0, 0, 1);

@@ -181,24 +181,32 @@ pub fn run(spec: RunSpec, phases: Phases, command: String) -> Result<()> {
         }
         if now - last_tick >= Duration::from_secs(1) {
             let dt = (now - last_tick).as_secs_f64();
-            if tty {
+            if tty || phases.progress {
                 let p99 = Summary::of(&interval.latency).p99;
-                eprint!(
-                    "\r[{:6.1}s] conn {}/{}  out {:.0} msg/s  in {:.0} msg/s  p99 {:.3} ms   ",
+                let line = format!(
+                    "[{:6.1}s] conn {}/{} (+{:.0}/s, {} failed)  out {:.0} msg/s  in {:.0} msg/s  \
+                     p99 {:.3} ms",
                     (now - t0).as_secs_f64(),
                     total.connected,
                     total.conn_target,
+                    total.connected.saturating_sub(last_line.connected) as f64 / dt,
+                    total.conn_failed,
                     (total.published - last_line.published) as f64 / dt,
                     (total.received - last_line.received) as f64 / dt,
                     p99 as f64 / 1000.0
                 );
+                if phases.progress {
+                    eprintln!("ringmq-bench: {line}");
+                } else {
+                    eprint!("\r{line}   ");
+                }
             }
             interval.reset();
             last_line = total;
             last_tick = now;
         }
     }
-    if tty {
+    if tty && !phases.progress {
         eprintln!();
     }
     for w in &mut ws {
