@@ -68,11 +68,33 @@ pub struct Cli {
     #[arg(long, value_name = "LEVEL", value_parser = parse_log_level)]
     pub log_level: Option<String>,
 
+    /// Users and password hashes in Mosquitto's format (make one with `ringmq passwd -c FILE
+    /// USER` or mosquitto_passwd). Clients with a username must match it. Overrides
+    /// auth.password_file. With it, anonymous clients are refused unless --allow-anonymous true.
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+
+    /// Let clients without a username in (true) or not (false). Default: true while no
+    /// password file is configured, false with one. Overrides auth.allow_anonymous.
+    #[arg(long, value_name = "true|false", action = clap::ArgAction::Set)]
+    pub allow_anonymous: Option<bool>,
+
     /// Check the configuration and exit: on success print the effective configuration as TOML
     /// on stdout and exit 0; otherwise print every problem on stderr and exit 1. Also reports
     /// the open-file limit the broker would run with.
     #[arg(long)]
     pub check_config: bool,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Commands besides running the broker.
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum Command {
+    /// Add, change or delete users of a password file (mosquitto_passwd's options):
+    /// `passwd [-c | -D] FILE USER`, `passwd -b FILE USER PASSWORD`, `passwd -U FILE`.
+    Passwd(crate::passwd_cli::PasswdArgs),
 }
 
 fn parse_log_level(s: &str) -> Result<String, String> {
@@ -127,6 +149,12 @@ pub fn merged_config(cli: &Cli) -> Result<Config, ConfigError> {
                 .map(|&bind| ListenerConfig::new(bind, ListenerKind::Ws)),
         );
     }
+    if let Some(f) = &cli.password_file {
+        config.auth.password_file = Some(f.clone());
+    }
+    if let Some(a) = cli.allow_anonymous {
+        config.auth.allow_anonymous = Some(a);
+    }
     if let Some(shards) = cli.shards {
         config.shards = shards;
     }
@@ -169,6 +197,12 @@ pub fn run_check_config(cli: &Cli) -> ExitCode {
         }
     };
     if let Err(err) = crate::listeners::listens(&config) {
+        for line in config_error_lines(&err.into()) {
+            eprintln!("{line}");
+        }
+        return ExitCode::FAILURE;
+    }
+    if let Err(err) = crate::authn::load(&config) {
         for line in config_error_lines(&err.into()) {
             eprintln!("{line}");
         }

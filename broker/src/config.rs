@@ -259,17 +259,23 @@ impl Default for RetainedConfig {
 }
 
 /// `[auth]`
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
-    pub allow_anonymous: bool,
+    /// Clients without a username may connect. Not set: true while no password file is
+    /// configured, false with one (`anonymous_allowed`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_anonymous: Option<bool>,
+    /// Users and their password hashes, in Mosquitto's format (`passwd`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
 }
 
-impl Default for AuthConfig {
-    fn default() -> Self {
-        AuthConfig {
-            allow_anonymous: true,
-        }
+impl AuthConfig {
+    /// Whether clients without a username are let in: as set, or true while no
+    /// authentication source is configured.
+    pub fn anonymous_allowed(&self) -> bool {
+        self.allow_anonymous.unwrap_or(self.password_file.is_none())
     }
 }
 

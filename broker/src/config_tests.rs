@@ -46,7 +46,11 @@ fn empty_file_is_the_embedded_defaults() {
     assert_eq!(d.session.max_offline_sessions, 1_000_000);
     assert_eq!(d.retained.max_messages, 1_000_000);
     assert_eq!(d.retained.max_bytes, 1_073_741_824);
-    assert!(d.auth.allow_anonymous);
+    assert_eq!(d.auth.allow_anonymous, None);
+    assert!(
+        d.auth.anonymous_allowed(),
+        "no password file: anonymous clients in"
+    );
     assert_eq!(d.log.level, "info");
     assert_eq!(d.log.format, LogFormat::Text);
     assert_eq!(d.sys.interval, 10);

@@ -14,9 +14,12 @@
 //! - `startup`: turns the validated config into what the shards run with.
 //! - `listeners`: what each listener serves (TLS settings from its PEM files, WebSocket path).
 //! - `logging`: the tracing subscriber (EnvFilter levels per module, RUST_LOG, text|json).
+//! - `passwd`: Mosquitto-format password files; `passwd_cli`: the `ringmq passwd` command.
+//! - `authn`: each shard's password check, with its own cache.
 
 #[cfg(feature = "alloc-stats")]
 pub mod alloc_stats;
+pub mod authn;
 pub mod cli;
 pub mod config;
 pub mod config_schema;
@@ -24,6 +27,8 @@ pub mod config_validate;
 pub mod engine;
 pub mod listeners;
 pub mod logging;
+pub mod passwd;
+pub mod passwd_cli;
 pub mod rlimit;
 pub mod sd_notify;
 pub mod signals;

@@ -18,6 +18,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     #[cfg(feature = "alloc-stats")]
     broker::alloc_stats::start_reporter();
+    if let Some(broker::cli::Command::Passwd(a)) = &cli.command {
+        return broker::passwd_cli::run(a);
+    }
     if cli.check_config {
         return run_check_config(&cli);
     }
@@ -53,18 +56,35 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let passwords = match broker::authn::load(&config) {
+        Ok(p) => p,
+        Err(e) => {
+            for line in config_error_lines(&e.into()) {
+                eprintln!("{line}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    let auth_line = broker::authn::describe(&config, passwords.as_deref());
+    // Each shard gets its own checker (and cache) over the one file.
+    let setup: broker::engine::ShardSetup = std::sync::Arc::new(move |s: &mut shard::Shard| {
+        if let Some(p) = &passwords {
+            s.set_authenticator(Box::new(broker::authn::PasswordAuth::new(p.clone())));
+        }
+    });
     broker::engine::now_ms();
     broker::signals::block();
     let beats = broker::sd_notify::Heartbeats::new(shards);
-    let engine = match broker::engine::start(
-        shards,
-        listeners.clone(),
-        broker::startup::shard_config(&config),
-        config.limits.max_connections as usize,
-        beats.clone(),
-        config.sys.interval,
-        &config.sys.node,
-    ) {
+    let engine = match broker::engine::start(broker::engine::Settings {
+        nr: shards,
+        listeners: listeners.clone(),
+        cfg: broker::startup::shard_config(&config),
+        max_connections: config.limits.max_connections as usize,
+        heartbeats: beats.clone(),
+        sys_interval: config.sys.interval,
+        node: config.sys.node.clone(),
+        setup,
+    }) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("ringmq: {e:#}");
@@ -85,6 +105,7 @@ fn main() -> ExitCode {
             shards
         );
     }
+    println!("{auth_line}");
     broker::sd_notify::notify("READY=1");
     broker::sd_notify::start_watchdog(beats);
     broker::signals::wait_for_stop(|| {

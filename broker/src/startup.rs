@@ -23,7 +23,7 @@ pub fn shard_config(c: &Config) -> ShardConfig {
         max_keepalive: l.max_keepalive,
         connect_timeout_ms: u64::from(l.connect_timeout) * 1000,
         max_client_id_len: l.max_client_id_len as usize,
-        allow_anonymous: c.auth.allow_anonymous,
+        allow_anonymous: c.auth.anonymous_allowed(),
         max_session_expiry: c.session.max_session_expiry,
         max_offline_sessions: c.session.max_offline_sessions as usize,
         max_retained_messages: c.retained.max_messages as usize,

@@ -70,7 +70,7 @@ class Paho:
     """A paho-mqtt 2.x client on its own network thread, with blocking helpers."""
 
     def __init__(self, broker, client_id="", protocol=V311, clean=True, keepalive=60,
-                 will=None):
+                 will=None, username=None, password=None):
         self.broker = broker
         self.protocol = protocol
         self.clean = clean
@@ -81,6 +81,8 @@ class Paho:
         if will is not None:
             topic, payload, qos, retain = will
             self.client.will_set(topic, payload, qos, retain)
+        if username is not None:
+            self.client.username_pw_set(username, password)
         self.inbox = Collector()
         self.connected = threading.Event()
         self.disconnected = threading.Event()

@@ -47,6 +47,7 @@ pub struct ShardStart {
     pub pinned: bool,
     /// Told once this shard accepts on every listener (or failed to bind).
     pub ready: Sender<Result<ShardId, String>>,
+    pub setup: super::ShardSetup,
 }
 
 pub async fn shard_main(start: ShardStart) {
@@ -64,6 +65,7 @@ pub async fn shard_main(start: ShardStart) {
         peers,
         pinned,
         ready,
+        setup,
     } = start;
     let (senders, mut receivers) = match mesh.join().await {
         Ok(x) => x,
@@ -89,10 +91,12 @@ pub async fn shard_main(start: ShardStart) {
     peers[id.index()].fds[0].store(tables.get(0).ring.fd(), Ordering::Release);
     // SAFETY: dup of the rings' eventfd; the glommio file below owns the copy.
     let wake_fd = unsafe { libc::dup(tables.eventfd()) };
+    let mut shard = Shard::new(id, nr, cfg);
+    setup(&mut shard);
     let mut ctx = Ctx::new(
         id,
         nr,
-        Shard::new(id, nr, cfg),
+        shard,
         MeshOut::new(senders, nr),
         tables,
         peers,

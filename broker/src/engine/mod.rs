@@ -89,16 +89,37 @@ fn allowed_cpus() -> Vec<usize> {
     }
 }
 
-/// Starts `nr` shards listening on `listeners`; returns once every shard accepts.
-pub fn start(
-    nr: usize,
-    listeners: Vec<Listen>,
-    cfg: ShardConfig,
-    max_connections: usize,
-    heartbeats: crate::sd_notify::Heartbeats,
-    sys_interval: u32,
-    node: &str,
-) -> anyhow::Result<Engine> {
+/// Called on each shard's state machine before it serves anyone (installs authentication).
+pub type ShardSetup = std::sync::Arc<dyn Fn(&mut shard::Shard) + Send + Sync>;
+
+/// What the engine is started with.
+pub struct Settings {
+    /// Shards (executors).
+    pub nr: usize,
+    pub listeners: Vec<Listen>,
+    pub cfg: ShardConfig,
+    /// Connections the broker holds at most, over all shards.
+    pub max_connections: usize,
+    pub heartbeats: crate::sd_notify::Heartbeats,
+    /// Seconds between `$SYS` publications; 0 disables them.
+    pub sys_interval: u32,
+    /// Node name in `$SYS` client event topics (empty: from the host name).
+    pub node: String,
+    pub setup: ShardSetup,
+}
+
+/// Starts the shards listening on the listeners; returns once every shard accepts.
+pub fn start(settings: Settings) -> anyhow::Result<Engine> {
+    let Settings {
+        nr,
+        listeners,
+        cfg,
+        max_connections,
+        heartbeats,
+        sys_interval,
+        node,
+        setup,
+    } = settings;
     ring::probe().map_err(|e| anyhow!("io_uring is not usable: {e}"))?;
     let allowed = allowed_cpus();
     let pinned = nr <= allowed.len();
@@ -126,11 +147,12 @@ pub fn start(
         stop: stop.clone(),
         sys: sys::SysTable::new(nr),
         sys_interval,
-        node: sys::node_name(node),
+        node: sys::node_name(&node),
         mesh: MeshBuilder::full(nr, MESH_CAPACITY),
         peers: (0..nr).map(|_| tables::Peer::new(MAX_TABLES)).collect(),
         pinned,
         ready: ready_tx,
+        setup,
     };
     let handles = LocalExecutorPoolBuilder::new(placement)
         .on_all_shards(move || {

@@ -23,6 +23,7 @@ pub struct Row {
     drops: [AtomicU64; DropReason::ALL.len()],
     publisher_pauses: AtomicU64,
     stuck_disconnects: AtomicU64,
+    auth_failures: AtomicU64,
     retained_refused: AtomicU64,
     mesh_dropped: AtomicU64,
     bytes_received: AtomicU64,
@@ -45,6 +46,8 @@ pub struct Totals {
     pub drops: [u64; DropReason::ALL.len()],
     pub publisher_pauses: u64,
     pub stuck_disconnects: u64,
+    /// CONNECTs refused for their credentials.
+    pub auth_failures: u64,
     pub retained_refused: u64,
     /// Cross-shard messages discarded because their send failed for good.
     pub mesh_dropped: u64,
@@ -69,6 +72,7 @@ impl std::ops::AddAssign for Totals {
         }
         self.publisher_pauses += o.publisher_pauses;
         self.stuck_disconnects += o.stuck_disconnects;
+        self.auth_failures += o.auth_failures;
         self.retained_refused += o.retained_refused;
         self.mesh_dropped += o.mesh_dropped;
         self.bytes_received += o.bytes_received;
@@ -123,6 +127,7 @@ impl SysTable {
         }
         r.publisher_pauses.store(s.publisher_pauses, Relaxed);
         r.stuck_disconnects.store(s.stuck_disconnects, Relaxed);
+        r.auth_failures.store(s.auth_failures, Relaxed);
         r.retained_refused.store(s.retained_refused, Relaxed);
         r.mesh_dropped.store(mesh_dropped, Relaxed);
         r.bytes_received.store(bytes_received, Relaxed);
@@ -148,6 +153,7 @@ impl SysTable {
                 drops: std::array::from_fn(|i| r.drops[i].load(Relaxed)),
                 publisher_pauses: r.publisher_pauses.load(Relaxed),
                 stuck_disconnects: r.stuck_disconnects.load(Relaxed),
+                auth_failures: r.auth_failures.load(Relaxed),
                 retained_refused: r.retained_refused.load(Relaxed),
                 mesh_dropped: r.mesh_dropped.load(Relaxed),
                 bytes_received: r.bytes_received.load(Relaxed),
@@ -196,6 +202,10 @@ pub fn topics(
         (
             "$SYS/broker/clients/tls_failed".into(),
             (failed(FailKind::Tls) + failed(FailKind::HelloOnPlainPort)).to_string(),
+        ),
+        (
+            "$SYS/broker/clients/auth_failed".into(),
+            t.auth_failures.to_string(),
         ),
         (
             "$SYS/broker/clients/websocket_failed".into(),

@@ -48,6 +48,24 @@ pub trait AuthExchange {
     fn step(&mut self, data: Option<&Bytes>) -> AuthStep;
 }
 
+/// What an authentication source says of a CONNECT's username and password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Allow,
+    /// Refuse with this CONNACK code (v5; v3 clients get its 3.1.1 equivalent).
+    Deny(ReasonCode),
+    /// The source does not know the user.
+    Ignore,
+}
+
+/// Checks the username and password of a CONNECT that has a username (a password file,
+/// later a hook or a token). One per shard, so its cache is the shard's own; a check that
+/// is slow (a password hash) is cached by the implementation, so a client that retries
+/// costs a look-up.
+pub trait Authenticator {
+    fn check(&mut self, client: &ClientInfo<'_>, password: Option<&[u8]>) -> Verdict;
+}
+
 /// What a client wants to do with a topic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {

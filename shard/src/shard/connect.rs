@@ -1,7 +1,7 @@
 //! CONNECT handling on the client's home shard: validation, takeover, session resume or
 //! creation, CONNACK, and the resend of what a resumed session still owes the client.
 
-use super::{ClientEvent, Shard, TimerEvent};
+use super::{ClientEvent, ClientInfo, Shard, TimerEvent, Verdict};
 use crate::ids::{home_shard, ConnId, SessionKey};
 use crate::session::{InflightState, Session};
 use codec::{ByteStr, ConnAck, ConnAckProperties, Connect, Packet, PubAck, QoS, ReasonCode};
@@ -37,7 +37,24 @@ impl Shard {
             return self.refuse(now_ms, conn, ReasonCode::ClientIdentifierNotValid);
         }
         if !self.cfg.allow_anonymous && connect.username.is_none() {
+            self.stats.auth_failures += 1;
             return self.refuse(now_ms, conn, ReasonCode::NotAuthorized);
+        }
+        if let (Some(a), Some(user)) = (self.authenticator.as_mut(), connect.username.as_deref()) {
+            let info = ClientInfo {
+                client_id: &connect.client_id,
+                username: Some(user),
+            };
+            let code = match a.check(&info, connect.password.as_deref()) {
+                Verdict::Allow => None,
+                Verdict::Deny(code) => Some(code),
+                // A username no source knows is refused as a bad username.
+                Verdict::Ignore => Some(ReasonCode::BadUserNameOrPassword),
+            };
+            if let Some(code) = code {
+                self.stats.auth_failures += 1;
+                return self.refuse(now_ms, conn, code);
+            }
         }
         if connect
             .will

@@ -29,7 +29,9 @@ mod shared;
 mod subscribe;
 mod throttle;
 
-pub use auth::{Action, AuthExchange, AuthMethod, AuthStep, Authorizer, ClientInfo};
+pub use auth::{
+    Action, AuthExchange, AuthMethod, AuthStep, Authenticator, Authorizer, ClientInfo, Verdict,
+};
 pub use peer::PeerAddr;
 
 use crate::config::ShardConfig;
@@ -187,6 +189,8 @@ enum SubReply {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ShardStats {
     pub connections: u64,
+    /// CONNECTs refused for their credentials (bad password, unknown user, anonymous).
+    pub auth_failures: u64,
     pub sessions: u64,
     /// Timers in the shard's wheel (keepalive, pause deadlines, expiry, will delay).
     pub timers: u64,
@@ -289,6 +293,8 @@ pub struct Shard {
     auth_methods: Vec<Box<dyn AuthMethod>>,
     /// Publish/subscribe authorization; everything is allowed without one.
     authorizer: Option<Box<dyn Authorizer>>,
+    /// Checks usernames and passwords (none: every username is taken as given).
+    authenticator: Option<Box<dyn Authenticator>>,
 }
 
 impl Shard {
@@ -333,6 +339,7 @@ impl Shard {
             shared: shared::SharedState::new(id),
             auth_methods: Vec::new(),
             authorizer: None,
+            authenticator: None,
         }
     }
 
@@ -343,6 +350,10 @@ impl Shard {
     }
 
     /// Installs the authorization check for PUBLISH, SUBSCRIBE and wills.
+    pub fn set_authenticator(&mut self, authenticator: Box<dyn Authenticator>) {
+        self.authenticator = Some(authenticator);
+    }
+
     pub fn set_authorizer(&mut self, authorizer: Box<dyn Authorizer>) {
         self.authorizer = Some(authorizer);
     }

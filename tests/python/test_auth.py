@@ -1,0 +1,102 @@
+"""Password files (`--password-file`, `auth.password_file`) in Mosquitto's format: files made
+by mosquitto_passwd let the right users in on every shard and refuse wrong passwords,
+unknown users and (by default, with a file) anonymous clients with the right CONNACK codes
+for v3 and v5; `ringmq passwd` writes files Mosquitto reads; a bad file stops start-up
+naming the key and the line; refusals are counted in `$SYS`.
+"""
+
+import subprocess
+import time
+
+import pytest
+
+from conftest import client_id_on_shard, free_port, ringmq_binary, ringmq_only
+from mqtt_clients import paho
+
+pytestmark = ringmq_only("the suite starts Mosquitto without a password file")
+
+
+def pub(b, *extra, version="mqttv311"):
+    """mosquitto_pub's exit status: 0, or the CONNACK code that refused it."""
+    res = subprocess.run(["mosquitto_pub", "-h", b.host, "-p", str(b.port), "-t", "auth/t",
+                          "-m", "x", "-V", version, *extra], capture_output=True, timeout=10)
+    return res.returncode
+
+
+@pytest.fixture
+def users(tmp_path):
+    f = tmp_path / "passwd"
+    f.write_text("")
+    for user, pw in (("alice", "wonderland"), ("bob", "builder")):
+        subprocess.run(["mosquitto_passwd", "-b", str(f), user, pw], check=True, timeout=10)
+    return f
+
+
+@pytest.mark.parametrize("shards", [1, 2])
+def test_a_mosquitto_password_file_admits_its_users_and_refuses_the_rest(broker, users, shards):
+    b = broker(shards=shards, args=["--password-file", str(users)], config={"sys": {"interval": 1}})
+    out = b.stdout_path.read_text()
+    assert "password file" in out and "(2 users); anonymous clients refused" in out, out
+    for shard in range(shards):
+        cid = client_id_on_shard("authed", shard, shards)
+        assert pub(b, "-i", cid, "-u", "alice", "-P", "wonderland") == 0
+        assert pub(b, "-i", cid, "-u", "bob", "-P", "builder", version="mqttv5") == 0
+    assert pub(b, "-u", "alice", "-P", "wrong") == 0x04
+    assert pub(b, "-u", "alice", "-P", "wrong", version="mqttv5") == 0x86
+    assert pub(b, "-u", "mallory", "-P", "x") == 0x04
+    assert pub(b, "-u", "mallory", "-P", "x", version="mqttv5") == 0x86
+    assert pub(b, "-u", "alice") == 0x04, "no password"
+    assert pub(b) == 0x05, "anonymous"
+    assert pub(b, version="mqttv5") == 0x87
+    # The same wrong password again (answered from the cache) is refused all the same.
+    assert pub(b, "-u", "alice", "-P", "wrong") == 0x04
+    watcher = paho(b, "auth-watcher", username="alice", password="wonderland")
+    watcher.subscribe("$SYS/broker/clients/auth_failed", 0)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and b"8" not in [m.payload for m in watcher.inbox.messages]:
+        time.sleep(0.1)
+    assert b"8" in [m.payload for m in watcher.inbox.messages]
+    watcher.disconnect()
+    b.assert_alive()
+
+
+def test_allow_anonymous_true_lets_anonymous_clients_in_beside_the_file(broker, users):
+    b = broker(shards=1, args=["--password-file", str(users), "--allow-anonymous", "true"])
+    assert "anonymous clients allowed" in b.stdout_path.read_text()
+    assert pub(b) == 0
+    assert pub(b, "-u", "alice", "-P", "wonderland") == 0
+    assert pub(b, "-u", "alice", "-P", "wrong") == 0x04
+
+
+def test_ringmq_passwd_writes_files_mosquitto_reads(tmp_path):
+    f = tmp_path / "passwd"
+    ringmq = str(ringmq_binary())
+    subprocess.run([ringmq, "passwd", "-c", "-b", str(f), "carol", "c4rol"], check=True)
+    subprocess.run([ringmq, "passwd", "-b", str(f), "dave", "d4ve"], check=True)
+    subprocess.run([ringmq, "passwd", "-D", str(f), "dave"], check=True)
+    assert f.stat().st_mode & 0o077 == 0, "readable by its owner only"
+    port = free_port()
+    conf = tmp_path / "mosquitto.conf"
+    # `user root`: Mosquitto started as root would drop to a user that cannot read tmp_path.
+    conf.write_text(f"listener {port} 127.0.0.1\npassword_file {f}\nallow_anonymous false\n"
+                    "user root\n")
+    m = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        endpoint = type("E", (), {"host": "127.0.0.1", "port": port})
+        assert pub(endpoint, "-u", "carol", "-P", "c4rol") == 0
+        assert pub(endpoint, "-u", "dave", "-P", "d4ve") == 5, "deleted"
+    finally:
+        m.terminate()
+        m.wait(5)
+
+
+def test_a_bad_password_file_stops_start_up_naming_key_and_line(tmp_path):
+    f = tmp_path / "passwd"
+    f.write_text("alice:$7$101$c2FsdA==$aGFzaA==\nbob:in-clear\n")
+    res = subprocess.run([str(ringmq_binary()), "--listen", "127.0.0.1:1", "--password-file",
+                          str(f)], capture_output=True, text=True, timeout=10)
+    assert res.returncode != 0
+    assert "auth.password_file" in res.stderr and "line 2 (bob)" in res.stderr, res.stderr
+    assert "ringmq passwd -U" in res.stderr, res.stderr
