@@ -115,3 +115,31 @@ def test_the_key_needs_client_certificates(tmp_path):
                          capture_output=True, text=True, timeout=10)
     assert res.returncode == 1
     assert "listeners[0].cert_as_username" in res.stderr and "ca" in res.stderr, res.stderr
+
+
+def test_a_certificate_user_needs_no_password_beside_a_password_file(broker, pki, tmp_path):
+    """Authenticated by its certificate, a client is not asked for a password, also when a
+    password file serves the other clients (and does not list it)."""
+    users = tmp_path / "passwd"
+    subprocess.run([str(ringmq_binary()), "passwd", "-c", "-b", str(users), "zed", "z3d"],
+                   check=True)
+    port = free_port()
+    conf = tmp_path / "id-pw.toml"
+    conf.write_text("\n".join([
+        "[sys]", "client_events = true", "[auth]", f'password_file = "{users}"',
+        "[[listeners]]", f'bind = "127.0.0.1:{port}"', 'kind = "tls"',
+        f'cert = "{pki / "server.pem"}"', f'key = "{pki / "server.key"}"',
+        f'ca = "{pki / "ca.pem"}"', 'cert_as_username = "cn"']) + "\n")
+    b = broker(shards=2, args=["--config", str(conf)])
+    watcher = paho(b, "id-pw-watcher", username="zed", password="z3d")
+    watcher.subscribe("$SYS/brokers/+/clients/+/connected", 0)
+    for shard in range(2):
+        cid = client_id_on_shard("cert-no-pw", shard, 2)
+        c = cert_client(port, pki, "client", cid)
+        assert events_of(watcher, cid)["username"] == "alice"
+        c.disconnect()
+    # The TCP listener still wants the file's passwords.
+    res = subprocess.run(["mosquitto_pub", "-h", b.host, "-p", str(b.port), "-t", "t", "-m",
+                          "x", "-u", "alice", "-P", "guess"], capture_output=True, timeout=10)
+    assert res.returncode == 0x04
+    watcher.disconnect()

@@ -35,6 +35,8 @@ pub fn accepted(ctx: &Rc<Ctx>, sock: Sock, transport: Transport) -> ConnId {
 /// Registers socket `sock`, handed over with its CONNECT, the MQTT bytes read after it and
 /// its peer address.
 pub fn handed(ctx: &Rc<Ctx>, sock: Sock, a: super::handoff::Arrival) {
+    // The accepting shard put the certificate's name in the CONNECT already.
+    let cert_user = a.transport.cert_username().is_some_and(|r| r.is_ok());
     let mut slot = open(ctx, sock, a.transport);
     let conn = slot.conn;
     slot.connected = true;
@@ -44,6 +46,9 @@ pub fn handed(ctx: &Rc<Ctx>, sock: Sock, a: super::handoff::Arrival) {
     let mut shard = ctx.shard.borrow_mut();
     if let Some(peer) = a.peer {
         shard.set_peer(conn, peer);
+    }
+    if cert_user {
+        shard.set_cert_user(conn);
     }
     shard.handle_connect(now, conn, a.connect);
     drop(shard);
@@ -312,20 +317,20 @@ enum Processed {
 }
 
 /// On a listener that takes the username from the client certificate, puts it in
-/// `connect` (the client's own username and password are not used); `Err` when the
-/// certificate has no such name.
-fn cert_username(ctx: &Ctx, conn: ConnId, connect: &mut Connect) -> Result<(), String> {
+/// `connect` (the client's own username and password are not used) and says true; `Err`
+/// when the certificate has no such name.
+fn cert_username(ctx: &Ctx, conn: ConnId, connect: &mut Connect) -> Result<bool, String> {
     let name = ctx
         .io
         .borrow()
         .get(conn.slot)
         .and_then(|s| s.transport.cert_username());
     match name {
-        None => Ok(()),
+        None => Ok(false),
         Some(Ok(user)) => {
             connect.username = Some(user.as_str().into());
             connect.password = None;
-            Ok(())
+            Ok(true)
         }
         Some(Err(why)) => Err(why),
     }
@@ -406,12 +411,16 @@ fn process(ctx: &Rc<Ctx>, conn: ConnId) -> Processed {
             Ok(None) => break,
             Ok(Some(Packet::Connect(mut connect))) if !connected => {
                 connected = true;
-                if let Err(why) = cert_username(ctx, conn, &mut connect) {
-                    let peer = shard.peer(conn);
-                    let code = codec::ReasonCode::NotAuthorized;
-                    shard.refuse_connect(now, conn, connect.protocol, code);
-                    ctx.transport_failed(super::transport::FailKind::Tls, &why, peer);
-                    continue;
+                match cert_username(ctx, conn, &mut connect) {
+                    Ok(true) => shard.set_cert_user(conn),
+                    Ok(false) => {}
+                    Err(why) => {
+                        let peer = shard.peer(conn);
+                        let code = codec::ReasonCode::NotAuthorized;
+                        shard.refuse_connect(now, conn, connect.protocol, code);
+                        ctx.transport_failed(super::transport::FailKind::Tls, &why, peer);
+                        continue;
+                    }
                 }
                 let home = home_shard(&connect.client_id, ctx.nr);
                 if home == ctx.id {

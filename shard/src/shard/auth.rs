@@ -66,6 +66,16 @@ pub trait Authenticator {
     fn check(&mut self, client: &ClientInfo<'_>, password: Option<&[u8]>) -> Verdict;
 }
 
+impl Shard {
+    /// The username of `conn`'s CONNECT is a verified client certificate's name: the
+    /// password check does not apply to it.
+    pub fn set_cert_user(&mut self, conn: ConnId) {
+        if let Some(c) = self.conn_mut(conn) {
+            c.cert_user = true;
+        }
+    }
+}
+
 /// What a client wants to do with a topic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {

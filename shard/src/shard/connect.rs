@@ -40,7 +40,12 @@ impl Shard {
             self.stats.auth_failures += 1;
             return self.refuse(now_ms, conn, ReasonCode::NotAuthorized);
         }
-        if let (Some(a), Some(user)) = (self.authenticator.as_mut(), connect.username.as_deref()) {
+        let cert_user = self
+            .conns
+            .get(conn.slot, conn.gen)
+            .is_some_and(|c| c.cert_user);
+        let user = connect.username.as_deref().filter(|_| !cert_user);
+        if let (Some(a), Some(user)) = (self.authenticator.as_mut(), user) {
             let info = ClientInfo {
                 client_id: &connect.client_id,
                 username: Some(user),

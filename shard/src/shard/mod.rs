@@ -137,6 +137,9 @@ pub struct Conn {
     out_alias_max: u16,
     /// Where the connection comes from (`peer`), once known.
     peer: Option<PeerAddr>,
+    /// Its username is the name of a client certificate the TLS handshake verified: no
+    /// password is checked (`set_cert_user`).
+    cert_user: bool,
     /// v5 state most connections never need (topic aliases, an authentication exchange),
     /// allocated on first use so an idle connection stays small.
     ext: Option<Box<ConnExt>>,
@@ -384,6 +387,7 @@ impl Shard {
             send_window: 0,
             out_alias_max: 0,
             peer: None,
+            cert_user: false,
             ext: None,
         });
         self.stats.connections += 1;
