@@ -29,8 +29,33 @@ pub fn load(config: &Config) -> Result<Option<Arc<PasswordFile>>, ConfigError> {
         })
 }
 
-/// What the start-up line says about authentication.
+/// The ACL file the configuration names, read; a problem naming `auth.acl_file` when it
+/// cannot be.
+pub fn load_acl(config: &Config) -> Result<Option<Arc<crate::acl::AclFile>>, ConfigError> {
+    let Some(path) = &config.auth.acl_file else {
+        return Ok(None);
+    };
+    crate::acl::AclFile::load(path)
+        .map(|f| Some(Arc::new(f)))
+        .map_err(|e| {
+            ConfigError::Invalid(vec![crate::config_schema::problem(
+                "auth.acl_file",
+                &format!("{:?}", path.display().to_string()),
+                &e,
+            )])
+        })
+}
+
+/// What the start-up line says about authentication and access rules.
 pub fn describe(config: &Config, file: Option<&PasswordFile>) -> String {
+    let acl = match &config.auth.acl_file {
+        Some(p) => format!("; access rules from {}", p.display()),
+        None => "; no access rules (every topic open)".to_string(),
+    };
+    format!("{}{acl}", describe_authn(config, file))
+}
+
+fn describe_authn(config: &Config, file: Option<&PasswordFile>) -> String {
     let anonymous = if config.auth.anonymous_allowed() {
         "anonymous clients allowed"
     } else {

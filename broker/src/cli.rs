@@ -74,6 +74,11 @@ pub struct Cli {
     #[arg(long, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
 
+    /// Access rules in Mosquitto's acl_file format: clients may publish and subscribe only
+    /// where a rule allows. Overrides auth.acl_file.
+    #[arg(long, value_name = "FILE")]
+    pub acl_file: Option<PathBuf>,
+
     /// Let clients without a username in (true) or not (false). Default: true while no
     /// password file is configured, false with one. Overrides auth.allow_anonymous.
     #[arg(long, value_name = "true|false", action = clap::ArgAction::Set)]
@@ -152,6 +157,9 @@ pub fn merged_config(cli: &Cli) -> Result<Config, ConfigError> {
     if let Some(f) = &cli.password_file {
         config.auth.password_file = Some(f.clone());
     }
+    if let Some(f) = &cli.acl_file {
+        config.auth.acl_file = Some(f.clone());
+    }
     if let Some(a) = cli.allow_anonymous {
         config.auth.allow_anonymous = Some(a);
     }
@@ -202,7 +210,7 @@ pub fn run_check_config(cli: &Cli) -> ExitCode {
         }
         return ExitCode::FAILURE;
     }
-    if let Err(err) = crate::authn::load(&config) {
+    if let Err(err) = crate::authn::load(&config).and(crate::authn::load_acl(&config)) {
         for line in config_error_lines(&err.into()) {
             eprintln!("{line}");
         }

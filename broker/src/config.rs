@@ -269,6 +269,10 @@ pub struct AuthConfig {
     /// Users and their password hashes, in Mosquitto's format (`passwd`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password_file: Option<PathBuf>,
+    /// Access rules in Mosquitto's acl_file format (`acl`); none: every client may publish
+    /// and subscribe to everything.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acl_file: Option<PathBuf>,
 }
 
 impl AuthConfig {

@@ -56,7 +56,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let passwords = match broker::authn::load(&config) {
+    let loaded =
+        broker::authn::load(&config).and_then(|p| broker::authn::load_acl(&config).map(|a| (p, a)));
+    let (passwords, acl) = match loaded {
         Ok(p) => p,
         Err(e) => {
             for line in config_error_lines(&e.into()) {
@@ -70,6 +72,9 @@ fn main() -> ExitCode {
     let setup: broker::engine::ShardSetup = std::sync::Arc::new(move |s: &mut shard::Shard| {
         if let Some(p) = &passwords {
             s.set_authenticator(Box::new(broker::authn::PasswordAuth::new(p.clone())));
+        }
+        if let Some(a) = &acl {
+            s.set_authorizer(Box::new(broker::acl::AclAuthorizer(a.clone())));
         }
     });
     broker::engine::now_ms();
