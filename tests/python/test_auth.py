@@ -100,3 +100,22 @@ def test_a_bad_password_file_stops_start_up_naming_key_and_line(tmp_path):
     assert res.returncode != 0
     assert "auth.password_file" in res.stderr and "line 2 (bob)" in res.stderr, res.stderr
     assert "ringmq passwd -U" in res.stderr, res.stderr
+
+
+def test_a_storm_of_wrong_passwords_is_answered_in_turns(broker, users):
+    """More CONNECTs at once than a poller pass checks (32), each with another wrong
+    password (no cache hit): every one gets 0x04, and a client already in is served."""
+    from mqtt_raw import CONNACK, RawClient, connect
+    b = broker(shards=1, args=["--password-file", str(users)])
+    ok = paho(b, "storm-bystander", username="bob", password="builder")
+    ok.subscribe("storm/t", 1)
+    socks = [RawClient(b.host, b.port) for _ in range(200)]
+    for i, c in enumerate(socks):
+        c.send(connect(f"storm-{i}", username="alice", password=f"guess-{i}"))
+    ok.publish("storm/t", "meanwhile", qos=1)
+    codes = [c.expect(CONNACK, timeout=20).return_code for c in socks]
+    assert codes == [0x04] * 200
+    assert [m.payload for m in ok.inbox.wait_for(1)] == [b"meanwhile"]
+    for c in socks:
+        c.close()
+    ok.disconnect()

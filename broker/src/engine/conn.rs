@@ -96,6 +96,11 @@ pub const SPIN_PASSES: u32 = 64;
 /// the shard's other connections by a few milliseconds at most, not by the whole burst.
 const HANDSHAKES_PER_PASS: u32 = 8;
 
+/// CONNECTs handled per poller pass when passwords are checked (a PBKDF2 hash each, unless
+/// the shard's cache knows the user and password): more wait for the next pass, so a storm of
+/// CONNECTs with wrong passwords delays the shard's other connections by a bounded time.
+const CONNECTS_PER_PASS: u32 = 32;
+
 /// Completions handled per poller pass before queued connections get their turn.
 const REAP_BATCH: usize = 4096;
 
@@ -106,6 +111,7 @@ pub async fn poller(ctx: Rc<Ctx>) {
     let mut idle_passes = 0u32;
     futures_lite::future::poll_fn(|cx| loop {
         ctx.handshake_budget.set(HANDSHAKES_PER_PASS);
+        ctx.connect_budget.set(CONNECTS_PER_PASS);
         let mut reaped = false;
         for t in 0..ctx.tables.len() as u16 {
             ctx.tables.get(t).ring.reap(&mut done);
@@ -405,6 +411,12 @@ fn process(ctx: &Rc<Ctx>, conn: ConnId) -> Processed {
             }
         }
         if !connected {
+            if shard.checks_passwords() && !ctx.connect_turn() {
+                // A password check (a PBKDF2 hash) waits for the next pass, as handshakes do.
+                mark_ready(conn.slot);
+                more = true;
+                break;
+            }
             shard.peek_connect(conn, &buf);
         }
         match codec::decode(&mut buf, &limits, version) {

@@ -99,6 +99,9 @@ pub struct Ctx {
     pub peer_asks: RefCell<super::peer::Asks>,
     /// TLS handshake steps this poller pass may still do (`conn::HANDSHAKES_PER_PASS`).
     pub handshake_budget: Cell<u32>,
+    /// CONNECTs this poller pass may still handle while passwords are checked
+    /// (`conn::CONNECTS_PER_PASS`).
+    pub connect_budget: Cell<u32>,
 }
 
 impl Ctx {
@@ -136,6 +139,7 @@ impl Ctx {
             transport_failures: Default::default(),
             peer_asks: Default::default(),
             handshake_budget: Cell::new(0),
+            connect_budget: Cell::new(0),
         }
     }
 
@@ -151,6 +155,13 @@ impl Ctx {
     pub fn handshake_turn(&self) -> bool {
         let left = self.handshake_budget.get();
         self.handshake_budget.set(left.saturating_sub(1));
+        left > 0
+    }
+
+    /// Takes one of this pass's CONNECT turns; false when none is left.
+    pub fn connect_turn(&self) -> bool {
+        let left = self.connect_budget.get();
+        self.connect_budget.set(left.saturating_sub(1));
         left > 0
     }
 

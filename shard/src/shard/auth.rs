@@ -67,6 +67,11 @@ pub trait Authenticator {
 }
 
 impl Shard {
+    /// CONNECTs are checked by an authenticator (a password hash may cost real time).
+    pub fn checks_passwords(&self) -> bool {
+        self.authenticator.is_some()
+    }
+
     /// The username of `conn`'s CONNECT is a verified client certificate's name: the
     /// password check does not apply to it.
     pub fn set_cert_user(&mut self, conn: ConnId) {
