@@ -76,6 +76,10 @@ pub struct ListenerConfig {
     /// Name is the username (the CONNECT's username and password are not used).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cert_as_username: Option<CertIdentity>,
+    /// Clients without a username may connect through this listener (over
+    /// `auth.allow_anonymous`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_anonymous: Option<bool>,
     /// Every connection must start with a PROXY protocol v1 or v2 header, whose client
     /// address is the connection's; one without it is closed.
     pub proxy_protocol: bool,
@@ -95,6 +99,7 @@ impl ListenerConfig {
             ca: None,
             path: None,
             cert_as_username: None,
+            allow_anonymous: None,
             proxy_protocol: false,
         }
     }

@@ -78,6 +78,8 @@ pub const KEYS: &[KeySpec] = &[
         "ws and wss listeners: the path of the WebSocket upgrade; /mqtt when not set. The upgrade must ask for the subprotocol mqtt (or mqttv3.1)."),
     key("listeners.cert_as_username", "\"cn\" or \"san\"", "needs a tls or wss listener with ca", NO_DEFAULT,
         "tls and wss listeners with ca: the client certificate's Common Name (cn) or its first DNS, e-mail or URI Subject Alternative Name (san) is the client's username; the username and password in CONNECT are not used. A certificate without that name is refused (CONNACK 0x87, v3 0x05)."),
+    key("listeners.allow_anonymous", "true or false", "set it to true or false", NO_DEFAULT,
+        "Clients without a username may connect through this listener (true) or not (false), over auth.allow_anonymous; e.g. anonymous on a loopback listener, passwords on the public one."),
     key("listeners.proxy_protocol", "true or false", "set it to true or false", "false",
         "Every connection must start with a PROXY protocol header (v1 or v2, as HAProxy, nginx and cloud load balancers send); its client address is the one used in logs and client events. A connection without a valid one is closed and counted ($SYS/broker/clients/proxy_failed). Only for listeners that nothing but the proxy can reach."),
     key("limits.max_connections", "1..=4294967295", "set it to e.g. 1000000", "1000000",

@@ -219,7 +219,7 @@ fn unknown_keys_are_named_with_the_valid_keys_of_their_table() {
     );
     assert_eq!(
         one_problem("[[listeners]]\nbind = \"127.0.0.1:1883\"\n[[listeners]]\nport = 1884"),
-        "unknown key listeners[1].port; valid keys in [[listeners]]: bind, kind, cert, key, ca, path, cert_as_username, proxy_protocol"
+        "unknown key listeners[1].port; valid keys in [[listeners]]: bind, kind, cert, key, ca, path, cert_as_username, allow_anonymous, proxy_protocol"
     );
     assert_eq!(
         one_problem("max_inflight = 3"),
@@ -379,6 +379,7 @@ fn schema_lists_every_key_with_its_true_default() {
             "ca",
             "path",
             "cert_as_username",
+            "allow_anonymous",
             "proxy_protocol"
         ]
     );

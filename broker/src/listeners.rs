@@ -41,6 +41,7 @@ pub fn listens(config: &Config) -> Result<Vec<Listen>, ConfigError> {
         });
         out.push(Listen {
             addr: l.bind,
+            allow_anonymous: l.allow_anonymous,
             transport: TransportKind {
                 tls: tls.map(|c| Arc::new(arc_swap::ArcSwap::new(c))),
                 ws,

@@ -119,3 +119,31 @@ def test_a_storm_of_wrong_passwords_is_answered_in_turns(broker, users):
     for c in socks:
         c.close()
     ok.disconnect()
+
+
+@pytest.mark.parametrize("shards", [1, 2])
+def test_a_listener_may_have_its_own_anonymous_policy(users, tmp_path, shards):
+    """Anonymous clients on one listener, passwords on the other; the policy crosses
+    hand-offs to the client's home shard. (Started by hand: the fixture's --listen would
+    replace the file's TCP listeners.)"""
+    strict, open_ = free_port(), free_port()
+    conf = tmp_path / "listeners.toml"
+    conf.write_text(f'[auth]\npassword_file = "{users}"\n'
+                    f'[[listeners]]\nbind = "127.0.0.1:{strict}"\n'
+                    f'[[listeners]]\nbind = "127.0.0.1:{open_}"\nallow_anonymous = true\n')
+    proc = subprocess.Popen([str(ringmq_binary()), "--config", str(conf), "--shards",
+                             str(shards)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True)
+    try:
+        lines = [proc.stdout.readline() for _ in range(3)]
+        assert any("ringmq auth" in ln for ln in lines), lines
+        ep = lambda port: type("E", (), {"host": "127.0.0.1", "port": port})  # noqa: E731
+        for shard in range(shards):
+            cid = client_id_on_shard("anon", shard, shards)
+            assert pub(ep(open_), "-i", cid) == 0
+            assert pub(ep(strict), "-i", cid) == 0x05, "the other listener follows [auth]"
+            assert pub(ep(strict), "-i", cid, "-u", "alice", "-P", "wonderland") == 0
+        assert pub(ep(open_), "-u", "alice", "-P", "wrong") == 0x04, "passwords still checked"
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -30,6 +30,8 @@ pub struct Listener {
     transport: super::TransportKind,
     /// It listens on an IPv6 address (its peers' addresses are `sockaddr_in6`).
     v6: bool,
+    /// Its anonymous policy, over the broker's.
+    allow_anonymous: Option<bool>,
 }
 
 /// Binds `l.addr` with SO_REUSEPORT and TCP_NODELAY, which accepted sockets inherit.
@@ -53,6 +55,7 @@ pub fn bind(l: &super::Listen) -> std::io::Result<Listener> {
         fd,
         transport: l.transport.clone(),
         v6: addr.is_ipv6(),
+        allow_anonymous: l.allow_anonymous,
     })
 }
 
@@ -131,14 +134,17 @@ pub fn on_accept(ctx: &Rc<Ctx>, table: u16, i: usize, c: &Completion) {
             ctx.close_file(sock);
             ctx.refused.set(ctx.refused.get() + 1);
         } else {
-            let (transport, v6) = match ctx.listeners.get(i) {
-                Some(l) => (Transport::new(&l.transport), l.v6),
-                None => (Ok(Transport::Plain), false),
+            let (transport, v6, anonymous) = match ctx.listeners.get(i) {
+                Some(l) => (Transport::new(&l.transport), l.v6, l.allow_anonymous),
+                None => (Ok(Transport::Plain), false, None),
             };
             match transport {
                 Ok(t) => {
                     let conn = super::conn::accepted(ctx, sock, t);
                     super::peer::ask(ctx, sock, conn, v6);
+                    if let Some(allow) = anonymous {
+                        ctx.shard.borrow_mut().set_anonymous(conn, allow);
+                    }
                 }
                 Err(e) => {
                     ctx.install(sock, Owner::Free);

@@ -50,6 +50,9 @@ pub fn handed(ctx: &Rc<Ctx>, sock: Sock, a: super::handoff::Arrival) {
     if cert_user {
         shard.set_cert_user(conn);
     }
+    if let Some(allow) = a.anonymous {
+        shard.set_anonymous(conn, allow);
+    }
     shard.handle_connect(now, conn, a.connect);
     drop(shard);
     ctx.kick();
@@ -439,9 +442,10 @@ fn process(ctx: &Rc<Ctx>, conn: ConnId) -> Processed {
                     shard.handle_connect(now, conn, connect);
                 } else {
                     let peer = shard.peer(conn);
+                    let anonymous = shard.anonymous(conn);
                     shard.forget_conn(conn);
                     drop(shard);
-                    super::handoff::send(ctx, conn, home, connect, buf, peer);
+                    super::handoff::send(ctx, conn, home, connect, buf, peer, anonymous);
                     return Processed::Gone;
                 }
             }

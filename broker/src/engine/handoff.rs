@@ -31,6 +31,7 @@ struct Out {
     leftover: BytesMut,
     transport: Transport,
     peer: Option<SocketAddr>,
+    anonymous: Option<bool>,
     /// The receive has not ended yet.
     receiving: bool,
     /// A send has not completed yet.
@@ -54,6 +55,8 @@ pub struct Arrival {
     pub transport: Transport,
     /// Where the client connects from, when known.
     pub peer: Option<SocketAddr>,
+    /// Its listener's anonymous policy, where it has one.
+    pub anonymous: Option<bool>,
 }
 
 #[derive(Default)]
@@ -74,6 +77,7 @@ pub fn send(
     connect: Box<Connect>,
     leftover: BytesMut,
     peer: Option<SocketAddr>,
+    anonymous: Option<bool>,
 ) {
     let Some(slot) = ctx.remove_io(conn) else {
         return;
@@ -93,6 +97,7 @@ pub fn send(
         leftover,
         transport: slot.transport,
         peer,
+        anonymous,
         receiving,
         sending,
         table: ctx.peers[home.index()].hint(),
@@ -208,6 +213,7 @@ pub fn on_sent(ctx: &Rc<Ctx>, h: u32, res: i32) {
                 leftover: o.leftover,
                 transport: o.transport,
                 peer: o.peer,
+                anonymous: o.anonymous,
             },
         },
     );

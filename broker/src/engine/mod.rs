@@ -46,6 +46,8 @@ pub use transport::{CertName, Kind as TransportKind, TlsSettings, WsSettings};
 pub struct Listen {
     pub addr: SocketAddr,
     pub transport: TransportKind,
+    /// The listener's own anonymous policy (`listeners.allow_anonymous`), over the broker's.
+    pub allow_anonymous: Option<bool>,
 }
 
 /// A started engine: its shards are accepting.

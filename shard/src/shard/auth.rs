@@ -67,6 +67,20 @@ pub trait Authenticator {
 }
 
 impl Shard {
+    /// Connection `conn` came through a listener with its own anonymous policy.
+    pub fn set_anonymous(&mut self, conn: ConnId, allow: bool) {
+        if let Some(c) = self.conn_mut(conn) {
+            c.anonymous = Some(allow);
+        }
+    }
+
+    /// The anonymous policy of `conn`'s listener, where it has one.
+    pub fn anonymous(&self, conn: ConnId) -> Option<bool> {
+        self.conns
+            .get(conn.slot, conn.gen)
+            .and_then(|c| c.anonymous)
+    }
+
     /// CONNECTs are checked by an authenticator (a password hash may cost real time).
     pub fn checks_passwords(&self) -> bool {
         self.authenticator.is_some()

@@ -36,7 +36,8 @@ impl Shard {
         if connect.client_id.len() > self.cfg.max_client_id_len {
             return self.refuse(now_ms, conn, ReasonCode::ClientIdentifierNotValid);
         }
-        if !self.cfg.allow_anonymous && connect.username.is_none() {
+        let anonymous_ok = self.anonymous(conn).unwrap_or(self.cfg.allow_anonymous);
+        if !anonymous_ok && connect.username.is_none() {
             self.stats.auth_failures += 1;
             return self.refuse(now_ms, conn, ReasonCode::NotAuthorized);
         }

@@ -140,6 +140,8 @@ pub struct Conn {
     /// Its username is the name of a client certificate the TLS handshake verified: no
     /// password is checked (`set_cert_user`).
     cert_user: bool,
+    /// Its listener's anonymous policy, over `ShardConfig::allow_anonymous` (`set_anonymous`).
+    anonymous: Option<bool>,
     /// v5 state most connections never need (topic aliases, an authentication exchange),
     /// allocated on first use so an idle connection stays small.
     ext: Option<Box<ConnExt>>,
@@ -388,6 +390,7 @@ impl Shard {
             out_alias_max: 0,
             peer: None,
             cert_user: false,
+            anonymous: None,
             ext: None,
         });
         self.stats.connections += 1;
