@@ -95,6 +95,12 @@ pub struct Common {
     /// Worker processes (default: as many as the open-file limit needs).
     #[arg(long)]
     pub workers: Option<usize>,
+    /// Username in every CONNECT.
+    #[arg(short = 'u', long)]
+    pub username: Option<String>,
+    /// Password in every CONNECT (with -u).
+    #[arg(short = 'P', long, requires = "username")]
+    pub password: Option<String>,
     /// Client id prefix; ids are PREFIX-s<i>, PREFIX-p<i>, PREFIX-c<i>.
     #[arg(long, default_value = "rmqb")]
     pub prefix: String,
@@ -378,6 +384,8 @@ pub fn build(cmd: &Cmd) -> Result<(RunSpec, Phases)> {
         session_expiry: common.session_expiry,
         inflight,
         prefix: common.prefix.clone(),
+        username: common.username.clone(),
+        password: common.password.clone(),
         connect_timeout_s,
         hard_deadline_s: connect_timeout_s
             + phases.hold_s

@@ -100,6 +100,11 @@ pub struct RunSpec {
     /// Unacknowledged QoS 1/2 publishes per publisher.
     pub inflight: u16,
     pub prefix: String,
+    /// Username and password of every CONNECT (`-u`, `-P`).
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
     /// Seconds one connection may take from connect() to CONNACK (and SUBACK).
     pub connect_timeout_s: u64,
     /// Longest the whole run may take; a worker exits by itself past it.

@@ -46,13 +46,60 @@ pub fn load_acl(config: &Config) -> Result<Option<Arc<crate::acl::AclFile>>, Con
         })
 }
 
-/// What the start-up line says about authentication and access rules.
-pub fn describe(config: &Config, file: Option<&PasswordFile>) -> String {
+/// Every file of `[auth]`, read: the shards' password, ban and access checks.
+pub struct Sources {
+    pub passwords: Option<Arc<PasswordFile>>,
+    pub acl: Option<Arc<crate::acl::AclFile>>,
+    pub bans: Option<Arc<crate::bans::BanList>>,
+}
+
+impl Sources {
+    pub fn load(config: &Config) -> Result<Sources, ConfigError> {
+        let bans = match &config.auth.ban_file {
+            None => None,
+            Some(path) => Some(Arc::new(crate::bans::BanList::load(path).map_err(|e| {
+                ConfigError::Invalid(vec![crate::config_schema::problem(
+                    "auth.ban_file",
+                    &format!("{:?}", path.display().to_string()),
+                    &e,
+                )])
+            })?)),
+        };
+        Ok(Sources {
+            passwords: load(config)?,
+            acl: load_acl(config)?,
+            bans,
+        })
+    }
+
+    /// Gives shard `s` its own checkers over the shared files.
+    pub fn install(&self, s: &mut shard::Shard) {
+        if let Some(p) = &self.passwords {
+            s.set_authenticator(Box::new(PasswordAuth::new(p.clone())));
+        }
+        if let Some(a) = &self.acl {
+            s.set_authorizer(Box::new(crate::acl::AclAuthorizer(a.clone())));
+        }
+        if let Some(b) = &self.bans {
+            s.set_admission(Box::new(crate::bans::BanCheck(b.clone())));
+        }
+    }
+}
+
+/// What the start-up line says about authentication, bans and access rules.
+pub fn describe(config: &Config, sources: &Sources) -> String {
     let acl = match &config.auth.acl_file {
         Some(p) => format!("; access rules from {}", p.display()),
         None => "; no access rules (every topic open)".to_string(),
     };
-    format!("{}{acl}", describe_authn(config, file))
+    let bans = match &sources.bans {
+        Some(b) => format!("; {} ban(s)", b.len()),
+        None => String::new(),
+    };
+    format!(
+        "{}{acl}{bans}",
+        describe_authn(config, sources.passwords.as_deref())
+    )
 }
 
 fn describe_authn(config: &Config, file: Option<&PasswordFile>) -> String {

@@ -210,7 +210,7 @@ pub fn run_check_config(cli: &Cli) -> ExitCode {
         }
         return ExitCode::FAILURE;
     }
-    if let Err(err) = crate::authn::load(&config).and(crate::authn::load_acl(&config)) {
+    if let Err(err) = crate::authn::Sources::load(&config) {
         for line in config_error_lines(&err.into()) {
             eprintln!("{line}");
         }

@@ -278,6 +278,9 @@ pub struct AuthConfig {
     /// and subscribe to everything.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub acl_file: Option<PathBuf>,
+    /// Banned client ids, usernames and addresses (`bans`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ban_file: Option<PathBuf>,
 }
 
 impl AuthConfig {

@@ -128,6 +128,8 @@ pub const KEYS: &[KeySpec] = &[
         "Users and password hashes in Mosquitto's format (user:$7$... PBKDF2-SHA512, or $6$ SHA-512), as mosquitto_passwd and ringmq passwd write them. A client with a username must match it: a wrong password or an unknown user gets CONNACK 0x86 (v3 0x04). Read at start-up; a line that cannot be read stops it naming the line."),
     key("auth.acl_file", "a path to an ACL file", "Mosquitto's acl_file format: user, topic and pattern lines", NO_DEFAULT,
         "Access rules in Mosquitto's acl_file format (topic and pattern lines with read, write, readwrite or deny; %u and %c in patterns). With it a client may publish and subscribe only where a rule allows; a denied SUBSCRIBE gets 0x87 (v3 0x80), a denied PUBLISH 0x87 (v3: acknowledged and dropped, counted). Read at start-up; a bad line stops it naming the line."),
+    key("auth.ban_file", "a path to a TOML file of [[ban]] entries", "each entry has clientid, username or address", NO_DEFAULT,
+        "Banned clients: a TOML file of [[ban]] entries, each with one of clientid, username or address (an IP or a CIDR network such as 203.0.113.0/24), an optional until (Unix seconds) and reason. A banned client gets CONNACK 0x8A (v3 0x05) before its password is checked. Read at start-up; a bad entry stops it naming the entry."),
     key("log.level", "a level (off, error, warn, info, debug, trace) or a filter like \"info,broker=debug\"", "set it to e.g. \"info\"", "\"info\"",
         "Log level, or a tracing EnvFilter string for levels per module. RUST_LOG overrides it."),
     key("log.format", "\"text\" or \"json\"", "set it to e.g. \"text\"", "\"text\"",

@@ -16,12 +16,14 @@
 //! - `logging`: the tracing subscriber (EnvFilter levels per module, RUST_LOG, text|json).
 //! - `passwd`: Mosquitto-format password files; `passwd_cli`: the `ringmq passwd` command.
 //! - `authn`: each shard's password check, with its own cache.
+//! - `bans`: banned client ids, usernames and addresses (CIDR), with expiry.
 //! - `acl`: access rules in Mosquitto's acl_file format, checked per PUBLISH and SUBSCRIBE.
 
 pub mod acl;
 #[cfg(feature = "alloc-stats")]
 pub mod alloc_stats;
 pub mod authn;
+pub mod bans;
 pub mod cli;
 pub mod config;
 pub mod config_schema;

@@ -56,10 +56,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let loaded =
-        broker::authn::load(&config).and_then(|p| broker::authn::load_acl(&config).map(|a| (p, a)));
-    let (passwords, acl) = match loaded {
-        Ok(p) => p,
+    let sources = match broker::authn::Sources::load(&config) {
+        Ok(s) => s,
         Err(e) => {
             for line in config_error_lines(&e.into()) {
                 eprintln!("{line}");
@@ -67,16 +65,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let auth_line = broker::authn::describe(&config, passwords.as_deref());
-    // Each shard gets its own checker (and cache) over the one file.
-    let setup: broker::engine::ShardSetup = std::sync::Arc::new(move |s: &mut shard::Shard| {
-        if let Some(p) = &passwords {
-            s.set_authenticator(Box::new(broker::authn::PasswordAuth::new(p.clone())));
-        }
-        if let Some(a) = &acl {
-            s.set_authorizer(Box::new(broker::acl::AclAuthorizer(a.clone())));
-        }
-    });
+    let auth_line = broker::authn::describe(&config, &sources);
+    // Each shard gets its own checkers (and caches) over the shared files.
+    let setup: broker::engine::ShardSetup =
+        std::sync::Arc::new(move |s: &mut shard::Shard| sources.install(s));
     broker::engine::now_ms();
     broker::signals::block();
     let beats = broker::sd_notify::Heartbeats::new(shards);

@@ -26,8 +26,8 @@ pub use ids::{home_shard, retained_shard, ConnId, SessionKey, ShardId};
 pub use message::{Message, SharedMessage};
 pub use session::DropReason;
 pub use shard::{
-    Action, AuthExchange, AuthMethod, AuthStep, Authenticator, Authorizer, ClientEvent, ClientInfo,
-    IoEvent, Notice, PeerAddr, Shard, ShardStats, Verdict,
+    Action, Admission, AuthExchange, AuthMethod, AuthStep, Authenticator, Authorizer, ClientEvent,
+    ClientInfo, IoEvent, Notice, PeerAddr, Shard, ShardStats, Verdict,
 };
 pub use shard_msg::ShardMsg;
 pub mod timer;

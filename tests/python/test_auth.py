@@ -147,3 +147,44 @@ def test_a_listener_may_have_its_own_anonymous_policy(users, tmp_path, shards):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.mark.parametrize("shards", [1, 2])
+def test_banned_ids_users_and_addresses_are_refused_and_expired_bans_are_not(
+        broker, tmp_path, shards):
+    import socket
+    from mqtt_raw import CONNACK, RawClient, connect
+    bans = tmp_path / "bans.toml"
+    bans.write_text('[[ban]]\nclientid = "bad-id"\n[[ban]]\nusername = "mallory"\n'
+                    '[[ban]]\naddress = "127.0.0.77"\n'
+                    '[[ban]]\nclientid = "old-id"\nuntil = 1\nreason = "long ago"\n')
+    b = broker(shards=shards, args=["--config", str(_auth_conf(tmp_path, bans))])
+    assert "4 ban(s)" in b.stdout_path.read_text()
+    assert pub(b, "-i", "bad-id") == 0x05
+    assert pub(b, "-i", "bad-id", version="mqttv5") == 0x8A
+    assert pub(b, "-i", "someone", "-u", "mallory", "-P", "x", version="mqttv5") == 0x8A
+    assert pub(b, "-i", "old-id") == 0, "the ban expired"
+    assert pub(b, "-i", "fine") == 0
+    for src, want in (("127.0.0.77", 0x05), ("127.0.0.78", 0)):
+        s = socket.create_connection((b.host, b.port), timeout=5, source_address=(src, 0))
+        c = RawClient.__new__(RawClient)
+        c.sock, c.buf = s, b""
+        c.send(connect(client_id_on_shard("from-addr", shards - 1, shards)))
+        assert c.expect(CONNACK).return_code == want, src
+        c.close()
+
+
+def _auth_conf(tmp_path, bans):
+    conf = tmp_path / "auth.toml"
+    conf.write_text(f'[auth]\nban_file = "{bans}"\n')
+    return conf
+
+
+def test_a_bad_ban_file_stops_start_up_naming_the_entry(tmp_path):
+    bans = tmp_path / "bans.toml"
+    bans.write_text('[[ban]]\nclientid = "a"\n[[ban]]\naddress = "10.0.0.0/40"\n')
+    res = subprocess.run([str(ringmq_binary()), "--listen", "127.0.0.1:1", "--config",
+                          str(_auth_conf(tmp_path, bans))], capture_output=True, text=True,
+                         timeout=10)
+    assert res.returncode != 0
+    assert "auth.ban_file" in res.stderr and "ban 2" in res.stderr, res.stderr

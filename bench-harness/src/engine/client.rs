@@ -117,8 +117,11 @@ impl Conn {
             keep_alive: spec.keepalive,
             client_id: ByteStr::from(client_id),
             will: None,
-            username: None,
-            password: None,
+            username: spec.username.as_deref().map(ByteStr::from),
+            password: spec
+                .password
+                .as_ref()
+                .map(|p| bytes::Bytes::copy_from_slice(p.as_bytes())),
             properties: ConnectProperties {
                 session_expiry_interval: (v5 && spec.session_expiry > 0)
                     .then_some(spec.session_expiry),

@@ -95,6 +95,12 @@ impl Shard {
     }
 }
 
+/// Refuses banned clients before anything else of their CONNECT is looked at. One per shard.
+pub trait Admission {
+    /// True when `client`, connecting from `peer`, is banned (CONNACK 0x8A, v3 0x05).
+    fn banned(&mut self, client: &ClientInfo<'_>, peer: Option<std::net::SocketAddr>) -> bool;
+}
+
 /// What a client wants to do with a topic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {

@@ -36,6 +36,17 @@ impl Shard {
         if connect.client_id.len() > self.cfg.max_client_id_len {
             return self.refuse(now_ms, conn, ReasonCode::ClientIdentifierNotValid);
         }
+        let peer = self.peer(conn);
+        if let Some(a) = self.admission.as_mut() {
+            let info = ClientInfo {
+                client_id: &connect.client_id,
+                username: connect.username.as_deref(),
+            };
+            if a.banned(&info, peer) {
+                self.stats.auth_failures += 1;
+                return self.refuse(now_ms, conn, ReasonCode::Banned);
+            }
+        }
         let anonymous_ok = self.anonymous(conn).unwrap_or(self.cfg.allow_anonymous);
         if !anonymous_ok && connect.username.is_none() {
             self.stats.auth_failures += 1;

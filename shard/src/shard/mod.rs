@@ -30,7 +30,8 @@ mod subscribe;
 mod throttle;
 
 pub use auth::{
-    Action, AuthExchange, AuthMethod, AuthStep, Authenticator, Authorizer, ClientInfo, Verdict,
+    Action, Admission, AuthExchange, AuthMethod, AuthStep, Authenticator, Authorizer, ClientInfo,
+    Verdict,
 };
 pub use peer::PeerAddr;
 
@@ -300,6 +301,8 @@ pub struct Shard {
     authorizer: Option<Box<dyn Authorizer>>,
     /// Checks usernames and passwords (none: every username is taken as given).
     authenticator: Option<Box<dyn Authenticator>>,
+    /// Refuses banned clients (none: nobody is banned).
+    admission: Option<Box<dyn Admission>>,
 }
 
 impl Shard {
@@ -345,6 +348,7 @@ impl Shard {
             auth_methods: Vec::new(),
             authorizer: None,
             authenticator: None,
+            admission: None,
         }
     }
 
@@ -355,6 +359,10 @@ impl Shard {
     }
 
     /// Installs the authorization check for PUBLISH, SUBSCRIBE and wills.
+    pub fn set_admission(&mut self, admission: Box<dyn Admission>) {
+        self.admission = Some(admission);
+    }
+
     pub fn set_authenticator(&mut self, authenticator: Box<dyn Authenticator>) {
         self.authenticator = Some(authenticator);
     }
