@@ -54,12 +54,45 @@ struct Rule {
     levels: Vec<Level>,
 }
 
+/// Rules indexed by their first level, so a check looks only at the rules that can match
+/// its topic's first level (and those starting with a wildcard or a `%` pattern).
+#[derive(Debug, Default)]
+struct RuleSet {
+    by_first: AHashMap<String, Vec<Rule>>,
+    wild: Vec<Rule>,
+    /// Every rule, for filters that start with a wildcard.
+    all: Vec<Rule>,
+}
+
+impl RuleSet {
+    fn push(&mut self, rule: Rule) {
+        self.all.push(rule.clone());
+        match rule.levels.first() {
+            Some(Level::Lit(first)) => self.by_first.entry(first.clone()).or_default().push(rule),
+            _ => self.wild.push(rule),
+        }
+    }
+
+    /// The rules that can concern topic or filter `t` (every rule when `t` starts with a
+    /// wildcard).
+    fn for_topic(&self, t: &str) -> impl Iterator<Item = &Rule> {
+        let first = t.split('/').next().unwrap_or("");
+        let (a, b): (&[Rule], &[Rule]) = if first == "+" || first == "#" {
+            (&self.all, &[])
+        } else {
+            let lit = self.by_first.get(first).map(Vec::as_slice).unwrap_or(&[]);
+            (lit, &self.wild)
+        };
+        a.iter().chain(b)
+    }
+}
+
 /// The rules of an ACL file.
 #[derive(Debug, Default)]
 pub struct AclFile {
-    anonymous: Vec<Rule>,
-    users: AHashMap<String, Vec<Rule>>,
-    patterns: Vec<Rule>,
+    anonymous: RuleSet,
+    users: AHashMap<String, RuleSet>,
+    patterns: RuleSet,
 }
 
 impl AclFile {
@@ -112,13 +145,17 @@ impl AclFile {
         Ok(f)
     }
 
-    /// The rules that apply to `client`.
-    fn rules<'a>(&'a self, client: &ClientInfo<'_>) -> impl Iterator<Item = &'a Rule> {
+    /// The rules that apply to `client` and can concern `topic`.
+    fn rules<'a>(&'a self, client: &ClientInfo<'_>, topic: &str) -> impl Iterator<Item = &'a Rule> {
+        static EMPTY: std::sync::OnceLock<RuleSet> = std::sync::OnceLock::new();
         let own = match client.username {
-            Some(u) => self.users.get(u).map(Vec::as_slice).unwrap_or(&[]),
+            Some(u) => self
+                .users
+                .get(u)
+                .unwrap_or_else(|| EMPTY.get_or_init(RuleSet::default)),
             None => &self.anonymous,
         };
-        own.iter().chain(&self.patterns)
+        own.for_topic(topic).chain(self.patterns.for_topic(topic))
     }
 }
 
@@ -285,7 +322,7 @@ pub struct AclAuthorizer(pub std::sync::Arc<AclFile>);
 impl Authorizer for AclAuthorizer {
     fn allow(&self, client: &ClientInfo<'_>, action: Action, topic: &str) -> bool {
         let mut granted = false;
-        for rule in self.0.rules(client) {
+        for rule in self.0.rules(client, topic) {
             match action {
                 Action::Publish => {
                     if !matches(&rule.levels, topic, client) {

@@ -88,6 +88,17 @@ fn subscriptions_must_be_covered_and_reach_no_denied_topic() {
         "%c inside a level"
     );
     assert!(!a.allow(&bob, Action::Subscribe, "dev-b2-x/inbox"));
+    assert!(
+        !a.allow(&bob, Action::Subscribe, "+/kitchen/status"),
+        "wider than alice/..."
+    );
+    let f = AclFile::parse("topic read #\ntopic deny alice/secret\n").unwrap();
+    let wide = AclAuthorizer(std::sync::Arc::new(f));
+    assert!(
+        !wide.allow(&who(None, "x"), Action::Subscribe, "+/secret"),
+        "reaches the deny"
+    );
+    assert!(wide.allow(&who(None, "x"), Action::Subscribe, "+/public"));
     let anon = who(None, "n1");
     assert!(a.allow(&anon, Action::Subscribe, "public/#"));
     assert!(
