@@ -317,12 +317,13 @@ fn overlaps(r: &[Level], f: &str, client: &ClientInfo<'_>) -> bool {
 }
 
 /// One shard's check over the shared rules.
-pub struct AclAuthorizer(pub std::sync::Arc<AclFile>);
+pub struct AclAuthorizer(pub crate::authn::Shared<AclFile>);
 
 impl Authorizer for AclAuthorizer {
     fn allow(&self, client: &ClientInfo<'_>, action: Action, topic: &str) -> bool {
         let mut granted = false;
-        for rule in self.0.rules(client, topic) {
+        let acl = self.0.load();
+        for rule in acl.file.rules(client, topic) {
             match action {
                 Action::Publish => {
                     if !matches(&rule.levels, topic, client) {

@@ -3,6 +3,10 @@
 //! PBKDF2 hash, ~0.1 ms at 101 iterations) runs once per distinct username and password, and
 //! a client retrying a wrong password costs a look-up, not a hash. The cache key is a SHA-256
 //! of username and password, never the password itself.
+//!
+//! SIGHUP re-reads every `[auth]` file (`Sources::reload`) and swaps it in without a lock
+//! (arc-swap); a shard sees the new version at its next check and drops its cache then. A
+//! file that cannot be read keeps the old one in force, and the log says why.
 
 use crate::config::{Config, ConfigError};
 use crate::passwd::PasswordFile;
@@ -14,62 +18,109 @@ use std::sync::Arc;
 
 /// The password file the configuration names, read; a problem naming `auth.password_file`
 /// when it cannot be.
-pub fn load(config: &Config) -> Result<Option<Arc<PasswordFile>>, ConfigError> {
+fn load(config: &Config) -> Result<Option<PasswordFile>, ConfigError> {
     let Some(path) = &config.auth.password_file else {
         return Ok(None);
     };
-    PasswordFile::load(path)
-        .map(|f| Some(Arc::new(f)))
-        .map_err(|e| {
-            ConfigError::Invalid(vec![crate::config_schema::problem(
-                "auth.password_file",
-                &format!("{:?}", path.display().to_string()),
-                &e,
-            )])
-        })
+    PasswordFile::load(path).map(Some).map_err(|e| {
+        ConfigError::Invalid(vec![crate::config_schema::problem(
+            "auth.password_file",
+            &format!("{:?}", path.display().to_string()),
+            &e,
+        )])
+    })
 }
 
 /// The ACL file the configuration names, read; a problem naming `auth.acl_file` when it
 /// cannot be.
-pub fn load_acl(config: &Config) -> Result<Option<Arc<crate::acl::AclFile>>, ConfigError> {
+fn load_acl(config: &Config) -> Result<Option<crate::acl::AclFile>, ConfigError> {
     let Some(path) = &config.auth.acl_file else {
         return Ok(None);
     };
-    crate::acl::AclFile::load(path)
-        .map(|f| Some(Arc::new(f)))
-        .map_err(|e| {
-            ConfigError::Invalid(vec![crate::config_schema::problem(
-                "auth.acl_file",
-                &format!("{:?}", path.display().to_string()),
-                &e,
-            )])
-        })
+    crate::acl::AclFile::load(path).map(Some).map_err(|e| {
+        ConfigError::Invalid(vec![crate::config_schema::problem(
+            "auth.acl_file",
+            &format!("{:?}", path.display().to_string()),
+            &e,
+        )])
+    })
+}
+
+/// A file's current contents, swapped whole on reload; `version` tells caches to start over.
+pub struct Versioned<T> {
+    pub version: u64,
+    pub file: T,
+}
+
+/// Shared by every shard; a reload stores a new version.
+pub type Shared<T> = Arc<arc_swap::ArcSwap<Versioned<T>>>;
+
+pub fn shared<T>(file: T) -> Shared<T> {
+    Arc::new(arc_swap::ArcSwap::from_pointee(Versioned {
+        version: 0,
+        file,
+    }))
+}
+
+fn store<T>(cell: &Shared<T>, file: T) {
+    let version = cell.load().version + 1;
+    cell.store(Arc::new(Versioned { version, file }));
 }
 
 /// Every file of `[auth]`, read: the shards' password, ban and access checks.
+#[derive(Clone)]
 pub struct Sources {
-    pub passwords: Option<Arc<PasswordFile>>,
-    pub acl: Option<Arc<crate::acl::AclFile>>,
-    pub bans: Option<Arc<crate::bans::BanList>>,
+    pub passwords: Option<Shared<PasswordFile>>,
+    pub acl: Option<Shared<crate::acl::AclFile>>,
+    pub bans: Option<Shared<crate::bans::BanList>>,
 }
 
 impl Sources {
     pub fn load(config: &Config) -> Result<Sources, ConfigError> {
         let bans = match &config.auth.ban_file {
             None => None,
-            Some(path) => Some(Arc::new(crate::bans::BanList::load(path).map_err(|e| {
+            Some(path) => Some(crate::bans::BanList::load(path).map_err(|e| {
                 ConfigError::Invalid(vec![crate::config_schema::problem(
                     "auth.ban_file",
                     &format!("{:?}", path.display().to_string()),
                     &e,
                 )])
-            })?)),
+            })?),
         };
         Ok(Sources {
-            passwords: load(config)?,
-            acl: load_acl(config)?,
-            bans,
+            passwords: load(config)?.map(shared),
+            acl: load_acl(config)?.map(shared),
+            bans: bans.map(shared),
         })
+    }
+
+    /// SIGHUP: re-reads the files in force; returns how many were swapped in and what kept
+    /// others from it (those keep their old contents).
+    pub fn reload(&self, config: &Config) -> (usize, Vec<String>) {
+        let (mut done, mut problems) = (0, Vec::new());
+        let mut note = |key: &str, r: Result<(), String>| match r {
+            Ok(()) => done += 1,
+            Err(e) => problems.push(format!("auth.{key}: {e}")),
+        };
+        if let (Some(cell), Some(path)) = (&self.passwords, &config.auth.password_file) {
+            note(
+                "password_file",
+                PasswordFile::load(path).map(|f| store(cell, f)),
+            );
+        }
+        if let (Some(cell), Some(path)) = (&self.acl, &config.auth.acl_file) {
+            note(
+                "acl_file",
+                crate::acl::AclFile::load(path).map(|f| store(cell, f)),
+            );
+        }
+        if let (Some(cell), Some(path)) = (&self.bans, &config.auth.ban_file) {
+            note(
+                "ban_file",
+                crate::bans::BanList::load(path).map(|f| store(cell, f)),
+            );
+        }
+        (done, problems)
     }
 
     /// Gives shard `s` its own checkers over the shared files.
@@ -93,26 +144,23 @@ pub fn describe(config: &Config, sources: &Sources) -> String {
         None => "; no access rules (every topic open)".to_string(),
     };
     let bans = match &sources.bans {
-        Some(b) => format!("; {} ban(s)", b.len()),
+        Some(b) => format!("; {} ban(s)", b.load().file.len()),
         None => String::new(),
     };
-    format!(
-        "{}{acl}{bans}",
-        describe_authn(config, sources.passwords.as_deref())
-    )
+    let users = sources.passwords.as_ref().map(|p| p.load().file.len());
+    format!("{}{acl}{bans}", describe_authn(config, users))
 }
 
-fn describe_authn(config: &Config, file: Option<&PasswordFile>) -> String {
+fn describe_authn(config: &Config, users: Option<usize>) -> String {
     let anonymous = if config.auth.anonymous_allowed() {
         "anonymous clients allowed"
     } else {
         "anonymous clients refused"
     };
-    match (file, &config.auth.password_file) {
-        (Some(f), Some(p)) => format!(
-            "ringmq auth: password file {} ({} users); {anonymous}",
+    match (users, &config.auth.password_file) {
+        (Some(n), Some(p)) => format!(
+            "ringmq auth: password file {} ({n} users); {anonymous}",
             p.display(),
-            f.len()
         ),
         _ => format!("ringmq auth: no authentication source; {anonymous}"),
     }
@@ -122,14 +170,17 @@ fn describe_authn(config: &Config, file: Option<&PasswordFile>) -> String {
 const CACHE_MAX: usize = 16_384;
 
 pub struct PasswordAuth {
-    file: Arc<PasswordFile>,
+    file: Shared<PasswordFile>,
+    /// The file version the cache was filled from.
+    version: u64,
     cache: AHashMap<[u8; 32], bool>,
 }
 
 impl PasswordAuth {
-    pub fn new(file: Arc<PasswordFile>) -> Self {
+    pub fn new(file: Shared<PasswordFile>) -> Self {
         PasswordAuth {
             file,
+            version: 0,
             cache: AHashMap::new(),
         }
     }
@@ -146,10 +197,16 @@ impl Authenticator for PasswordAuth {
         d.update(user.as_bytes());
         d.update(password);
         let key: [u8; 32] = d.finalize().into();
+        let current = self.file.load();
+        if current.version != self.version {
+            // Reloaded: outcomes of the old file no longer hold.
+            self.cache.clear();
+            self.version = current.version;
+        }
         let ok = match self.cache.get(&key) {
             Some(&ok) => ok,
             None => {
-                let Some(ok) = self.file.verify(user, password) else {
+                let Some(ok) = current.file.verify(user, password) else {
                     return Verdict::Ignore;
                 };
                 if self.cache.len() >= CACHE_MAX {
@@ -176,7 +233,8 @@ mod tests {
     fn right_wrong_and_unknown_and_the_cache_answers_the_same() {
         let h = Hash::new(b"pw", DEFAULT_ITERATIONS).unwrap();
         let file = PasswordFile::parse(&format!("ann:{}\n", h.to_line_part())).unwrap();
-        let mut a = PasswordAuth::new(Arc::new(file));
+        let cell = shared(file);
+        let mut a = PasswordAuth::new(cell.clone());
         let who = |u| ClientInfo {
             client_id: "c",
             username: Some(u),
@@ -196,5 +254,16 @@ mod tests {
         assert_eq!(a.cache.len(), 3, "one entry per distinct user and password");
         // "ann" + "pw" and "annp" + "w" are different keys.
         assert_eq!(a.check(&who("annp"), Some(b"w")), Verdict::Ignore);
+        // A reload with another password for ann: the cached Allow is gone.
+        let h = Hash::new(b"new", DEFAULT_ITERATIONS).unwrap();
+        store(
+            &cell,
+            PasswordFile::parse(&format!("ann:{}\n", h.to_line_part())).unwrap(),
+        );
+        assert_eq!(
+            a.check(&who("ann"), Some(b"pw")),
+            Verdict::Deny(ReasonCode::BadUserNameOrPassword)
+        );
+        assert_eq!(a.check(&who("ann"), Some(b"new")), Verdict::Allow);
     }
 }

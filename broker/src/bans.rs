@@ -150,14 +150,14 @@ fn in_net(ip: IpAddr, net: IpAddr, prefix: u8) -> bool {
 }
 
 /// One shard's check over the shared ban list.
-pub struct BanCheck(pub std::sync::Arc<BanList>);
+pub struct BanCheck(pub crate::authn::Shared<BanList>);
 
 impl Admission for BanCheck {
     fn banned(&mut self, client: &ClientInfo<'_>, peer: Option<SocketAddr>) -> bool {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        self.0.banned(client, peer, now)
+        self.0.load().file.banned(client, peer, now)
     }
 }
 

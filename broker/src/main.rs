@@ -67,8 +67,9 @@ fn main() -> ExitCode {
     };
     let auth_line = broker::authn::describe(&config, &sources);
     // Each shard gets its own checkers (and caches) over the shared files.
+    let installed = sources.clone();
     let setup: broker::engine::ShardSetup =
-        std::sync::Arc::new(move |s: &mut shard::Shard| sources.install(s));
+        std::sync::Arc::new(move |s: &mut shard::Shard| installed.install(s));
     broker::engine::now_ms();
     broker::signals::block();
     let beats = broker::sd_notify::Heartbeats::new(shards);
@@ -113,10 +114,16 @@ fn main() -> ExitCode {
                 p.message
             );
         }
+        let (auth_files, auth_problems) = sources.reload(&config);
+        for p in &auth_problems {
+            tracing::error!("SIGHUP: {p}; the old contents stay in force");
+        }
         tracing::info!(
             "SIGHUP received: TLS certificates re-read for {reloaded} listener(s) ({} kept \
-             the old ones); other settings need a restart; every connection stays",
-            problems.len()
+             the old ones), {auth_files} auth file(s) re-read ({} kept the old contents); \
+             other settings need a restart; every connection stays",
+            problems.len(),
+            auth_problems.len()
         );
     });
     broker::sd_notify::notify("STOPPING=1");

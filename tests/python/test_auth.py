@@ -188,3 +188,30 @@ def test_a_bad_ban_file_stops_start_up_naming_the_entry(tmp_path):
                          timeout=10)
     assert res.returncode != 0
     assert "auth.ban_file" in res.stderr and "ban 2" in res.stderr, res.stderr
+
+
+def test_sighup_rereads_the_password_file_and_a_bad_one_keeps_the_old(broker, users):
+    import signal
+    b = broker(shards=2, args=["--password-file", str(users)])
+    assert pub(b, "-u", "carol", "-P", "c4rol") == 0x04
+    subprocess.run([str(ringmq_binary()), "passwd", "-b", str(users), "carol", "c4rol"],
+                   check=True)
+    subprocess.run([str(ringmq_binary()), "passwd", "-D", str(users), "bob"], check=True)
+    # bob's right password is in the shards' caches now: a reload must forget it.
+    assert pub(b, "-u", "bob", "-P", "builder") == 0
+    b.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and "auth file(s) re-read" not in b.stderr():
+        time.sleep(0.05)
+    for i in range(2):
+        cid = client_id_on_shard("reload", i, 2)
+        assert pub(b, "-i", cid, "-u", "carol", "-P", "c4rol") == 0, "added"
+        assert pub(b, "-i", cid, "-u", "bob", "-P", "builder") == 0x04, "deleted"
+    users.write_text(users.read_text() + "broken line\n")
+    b.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and "old contents stay" not in b.stderr():
+        time.sleep(0.05)
+    assert "auth.password_file" in b.stderr() and "expected user:hash" in b.stderr()
+    assert pub(b, "-u", "carol", "-P", "c4rol") == 0, "the old file is still in force"
+    b.assert_alive()
