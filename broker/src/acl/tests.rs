@@ -31,7 +31,7 @@ fn authz(f: AclFile) -> AclAuthorizer {
 }
 
 fn acl() -> AclAuthorizer {
-    authz((AclFile::parse(FILE).unwrap()))
+    authz(AclFile::parse(FILE).unwrap())
 }
 
 #[test]
@@ -97,7 +97,7 @@ fn subscriptions_must_be_covered_and_reach_no_denied_topic() {
         "wider than alice/..."
     );
     let f = AclFile::parse("topic read #\ntopic deny alice/secret\n").unwrap();
-    let wide = authz((f));
+    let wide = authz(f);
     assert!(
         !wide.allow(&who(None, "x"), Action::Subscribe, "+/secret"),
         "reaches the deny"
@@ -114,7 +114,7 @@ fn subscriptions_must_be_covered_and_reach_no_denied_topic() {
 #[test]
 fn wildcards_do_not_reach_dollar_topics_and_names_cannot_climb_levels() {
     let f = AclFile::parse("topic read #\ntopic deny $SYS/#\npattern readwrite home/%u\n").unwrap();
-    let a = authz((f));
+    let a = authz(f);
     let anon = who(None, "x");
     assert!(
         a.allow(&anon, Action::Subscribe, "#"),
@@ -122,13 +122,13 @@ fn wildcards_do_not_reach_dollar_topics_and_names_cannot_climb_levels() {
     );
     assert!(!a.allow(&anon, Action::Subscribe, "$SYS/broker/#"));
     let f = AclFile::parse("topic read #\n").unwrap();
-    let a = authz((f));
+    let a = authz(f);
     assert!(
         !a.allow(&anon, Action::Subscribe, "$SYS/#"),
         "# does not cover $SYS"
     );
     let f = AclFile::parse("pattern readwrite home/%u\n").unwrap();
-    let a = authz((f));
+    let a = authz(f);
     assert!(a.allow(&who(Some("eve"), "e"), Action::Publish, "home/eve"));
     assert!(!a.allow(&who(Some("eve/x"), "e"), Action::Publish, "home/eve/x"));
     assert!(!a.allow(&who(Some("+"), "e"), Action::Subscribe, "home/+"));
@@ -150,5 +150,5 @@ fn bad_lines_are_refused_with_their_number() {
     }
     // A topic literally named "read" is a topic, not an access word, when it stands alone.
     let f = AclFile::parse("topic read\n").unwrap();
-    assert!(authz((f)).allow(&who(None, "x"), Action::Publish, "read"));
+    assert!(authz(f).allow(&who(None, "x"), Action::Publish, "read"));
 }
