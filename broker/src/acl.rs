@@ -21,7 +21,6 @@
 
 use ahash::AHashMap;
 use shard::{Action, Authorizer, ClientInfo};
-use std::path::Path;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Access {
@@ -96,12 +95,6 @@ pub struct AclFile {
 }
 
 impl AclFile {
-    pub fn load(path: &Path) -> Result<AclFile, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        AclFile::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
-    }
-
     pub fn parse(text: &str) -> Result<AclFile, String> {
         let mut f = AclFile::default();
         let mut user: Option<String> = None;

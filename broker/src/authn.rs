@@ -14,32 +14,27 @@ use ahash::AHashMap;
 use codec::ReasonCode;
 use sha2::{Digest, Sha256};
 use shard::{Authenticator, ClientInfo, Verdict};
+use std::path::Path;
 use std::sync::Arc;
 
-/// The password file the configuration names, read; a problem naming `auth.password_file`
-/// when it cannot be.
-fn load(config: &Config) -> Result<Option<PasswordFile>, ConfigError> {
-    let Some(path) = &config.auth.password_file else {
-        return Ok(None);
-    };
-    PasswordFile::load(path).map(Some).map_err(|e| {
-        ConfigError::Invalid(vec![crate::config_schema::problem(
-            "auth.password_file",
-            &format!("{:?}", path.display().to_string()),
-            &e,
-        )])
-    })
+/// Reads and parses `path`; the error names the file.
+fn load_file<T>(path: &Path, parse: impl Fn(&str) -> Result<T, String>) -> Result<T, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    parse(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// The ACL file the configuration names, read; a problem naming `auth.acl_file` when it
-/// cannot be.
-fn load_acl(config: &Config) -> Result<Option<crate::acl::AclFile>, ConfigError> {
-    let Some(path) = &config.auth.acl_file else {
-        return Ok(None);
-    };
-    crate::acl::AclFile::load(path).map(Some).map_err(|e| {
+/// Reads the file of `[auth]` key `key`, when one is named; a problem naming the key (and,
+/// from `read`, the line or entry) when it cannot be read.
+fn read<T>(
+    key: &str,
+    path: Option<&Path>,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<Option<T>, ConfigError> {
+    let Some(path) = path else { return Ok(None) };
+    load_file(path, parse).map(Some).map_err(|e| {
         ConfigError::Invalid(vec![crate::config_schema::problem(
-            "auth.acl_file",
+            &format!("auth.{key}"),
             &format!("{:?}", path.display().to_string()),
             &e,
         )])
@@ -77,20 +72,26 @@ pub struct Sources {
 
 impl Sources {
     pub fn load(config: &Config) -> Result<Sources, ConfigError> {
-        let bans = match &config.auth.ban_file {
-            None => None,
-            Some(path) => Some(crate::bans::BanList::load(path).map_err(|e| {
-                ConfigError::Invalid(vec![crate::config_schema::problem(
-                    "auth.ban_file",
-                    &format!("{:?}", path.display().to_string()),
-                    &e,
-                )])
-            })?),
-        };
+        let a = &config.auth;
         Ok(Sources {
-            passwords: load(config)?.map(shared),
-            acl: load_acl(config)?.map(shared),
-            bans: bans.map(shared),
+            passwords: read(
+                "password_file",
+                a.password_file.as_deref(),
+                PasswordFile::parse,
+            )?
+            .map(shared),
+            acl: read(
+                "acl_file",
+                a.acl_file.as_deref(),
+                crate::acl::AclFile::parse,
+            )?
+            .map(shared),
+            bans: read(
+                "ban_file",
+                a.ban_file.as_deref(),
+                crate::bans::BanList::parse,
+            )?
+            .map(shared),
         })
     }
 
@@ -105,19 +106,19 @@ impl Sources {
         if let (Some(cell), Some(path)) = (&self.passwords, &config.auth.password_file) {
             note(
                 "password_file",
-                PasswordFile::load(path).map(|f| store(cell, f)),
+                load_file(path, PasswordFile::parse).map(|f| store(cell, f)),
             );
         }
         if let (Some(cell), Some(path)) = (&self.acl, &config.auth.acl_file) {
             note(
                 "acl_file",
-                crate::acl::AclFile::load(path).map(|f| store(cell, f)),
+                load_file(path, crate::acl::AclFile::parse).map(|f| store(cell, f)),
             );
         }
         if let (Some(cell), Some(path)) = (&self.bans, &config.auth.ban_file) {
             note(
                 "ban_file",
-                crate::bans::BanList::load(path).map(|f| store(cell, f)),
+                load_file(path, crate::bans::BanList::parse).map(|f| store(cell, f)),
             );
         }
         (done, problems)

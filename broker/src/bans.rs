@@ -16,7 +16,6 @@
 use serde::Deserialize;
 use shard::{Admission, ClientInfo};
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,12 +57,6 @@ pub struct BanList {
 }
 
 impl BanList {
-    pub fn load(path: &Path) -> Result<BanList, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        BanList::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
-    }
-
     pub fn parse(text: &str) -> Result<BanList, String> {
         let f: File = toml::from_str(text).map_err(|e| e.to_string())?;
         let mut bans = Vec::new();

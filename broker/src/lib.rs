@@ -4,6 +4,7 @@
 //! # Layout
 //! (modules are listed here as they land)
 //! - `config`: the typed `Config` (serde + TOML), embedded defaults, parse pipeline, errors.
+//! - `config_listeners`: the `[[listeners]]` entries and their kinds.
 //! - `config_schema`: every key with its range, fix hint and doc; unknown-key and type errors.
 //! - `config_validate`: `Config::validate`, range and cross-key checks; the log-filter check.
 //! - `cli`: the clap `Cli`, defaults < file < flags merging, `--check-config`.
@@ -26,6 +27,7 @@ pub mod authn;
 pub mod bans;
 pub mod cli;
 pub mod config;
+pub mod config_listeners;
 pub mod config_schema;
 pub mod config_validate;
 pub mod engine;

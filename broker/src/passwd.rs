@@ -10,7 +10,6 @@ use ahash::AHashMap;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use sha2::{Digest, Sha512};
-use std::path::Path;
 
 /// Iterations `ringmq passwd` uses, as `mosquitto_passwd` does by default.
 pub const DEFAULT_ITERATIONS: u32 = 101;
@@ -117,12 +116,6 @@ pub struct PasswordFile {
 }
 
 impl PasswordFile {
-    pub fn load(path: &Path) -> Result<PasswordFile, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        PasswordFile::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
-    }
-
     pub fn parse(text: &str) -> Result<PasswordFile, String> {
         let mut users = AHashMap::new();
         for (n, line) in text.lines().enumerate() {
